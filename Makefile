@@ -1,0 +1,33 @@
+# apikey: PGXS build.  `make`, `make install`, `make installcheck` are plain
+# PGXS; scripts/test.sh runs every suite against a throwaway cluster.
+
+EXTENSION = apikey
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = apikey
+OBJS = \
+	src/apikey.o \
+	src/catalog.o \
+	src/check.o \
+	src/guc.o \
+	src/keyformat.o \
+	src/manage.o \
+	src/scope.o \
+	src/secret.o \
+	src/verify.o
+
+DATA = sql/apikey--1.0.sql
+PGFILEDESC = "apikey - API keys for PostgreSQL"
+
+REGRESS = create verify scopes rotate errors
+REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
+ISOLATION = rotate
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: unit
+unit:
+	$(MAKE) -C test/unit check

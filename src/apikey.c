@@ -1,0 +1,33 @@
+/*-------------------------------------------------------------------------
+ *
+ * apikey.c
+ *	  Module entry point: PG_MODULE_MAGIC and _PG_init, which hands over to
+ *	  each module's own init.  Nothing else lives here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+
+#include "apikey.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* true when loaded by shared_preload_libraries (shared memory available) */
+bool		apikey_loaded_at_startup = false;
+
+/*
+ * _PG_init: define the settings and register the cache invalidation
+ * callback.  Runs once per backend that loads the library.
+ */
+void
+_PG_init(void)
+{
+	apikey_loaded_at_startup = process_shared_preload_libraries_in_progress;
+	apikey_guc_init();
+	apikey_catalog_init();
+}

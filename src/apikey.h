@@ -1,0 +1,127 @@
+/*-------------------------------------------------------------------------
+ *
+ * apikey.h
+ *	  Declarations shared by the backend modules of the apikey extension.
+ *
+ * Module map (one concern per file):
+ *	apikey.c	PG_MODULE_MAGIC and _PG_init, which calls each module's init
+ *	guc.c		the apikey.* settings
+ *	catalog.c	per-backend cache of the extension's relation, index and
+ *				column numbers, reset by relcache invalidation
+ *	secret.c	minting a key from the strong random source, hashing it
+ *	check.c		the "check a key" path shared by apikey_verify and, later,
+ *				the PostgREST hook: index probe and every check in order
+ *	verify.c	the SQL function apikey_verify
+ *	manage.c	the SQL functions apikey_create and apikey_rotate
+ *	keyformat.c	pure C key format (see keyformat.h)
+ *	scope.c		pure C scope syntax and matching (see scope.h)
+ *
+ * Naming: functions SQL calls carry their SQL name (apikey_verify); internal
+ * helpers shared between files are apikey_<module>_<verb>; file-local
+ * helpers are static and unprefixed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEY_H
+#define APIKEY_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "storage/lockdefs.h"
+#include "utils/array.h"
+#include "utils/timestamp.h"
+
+#include "keyformat.h"
+
+/* apikey.c */
+extern bool apikey_loaded_at_startup;
+
+/* guc.c */
+extern char *apikey_default_prefix;
+extern void apikey_guc_init(void);
+
+/* catalog.c */
+typedef struct ApikeyCatalog
+{
+	Oid			namespace_oid;
+	Oid			keys_relid;
+	Oid			keys_owner;		/* owner of apikey.keys: create/rotate act as it */
+	Oid			secret_hash_idx;
+	Oid			grace_hash_idx;
+	AttrNumber	att_id;
+	AttrNumber	att_name;
+	AttrNumber	att_owner;
+	AttrNumber	att_scopes;
+	AttrNumber	att_resources;
+	AttrNumber	att_allowed_cidrs;
+	AttrNumber	att_meta;
+	AttrNumber	att_enabled;
+	AttrNumber	att_expires_at;
+	AttrNumber	att_rate_limit;
+	AttrNumber	att_rate_window;
+	AttrNumber	att_grace_until;
+} ApikeyCatalog;
+
+extern void apikey_catalog_init(void);
+extern const ApikeyCatalog *apikey_catalog_lock(LOCKMODE lockmode);
+
+/* secret.c */
+#define APIKEY_HASH_LEN 32
+extern void apikey_secret_mint(const char *prefix, char *key, size_t keysize);
+extern void apikey_secret_hash(const char *key, size_t len, uint8 *hash);
+
+/* check.c */
+typedef enum ApikeyCode
+{
+	APIKEY_VALID = 0,
+	APIKEY_MALFORMED,
+	APIKEY_NOT_FOUND,
+	APIKEY_DISABLED,
+	APIKEY_EXPIRED,
+	APIKEY_INSUFFICIENT_SCOPE,
+	APIKEY_IP_DENIED,
+	APIKEY_RESOURCE_DENIED,
+	APIKEY_RATE_LIMITED
+} ApikeyCode;
+
+#define APIKEY_NUM_CODES (APIKEY_RATE_LIMITED + 1)
+
+/* What a check found; identity fields are set for codes after NOT_FOUND. */
+typedef struct ApikeyResult
+{
+	ApikeyCode	code;
+	bool		has_identity;
+	int64		key_id;
+	Datum		name;			/* text */
+	Datum		owner;			/* text, or 0 if NULL */
+	bool		owner_isnull;
+	Datum		scopes;			/* text[] */
+	Datum		resources;		/* text[], or 0 if NULL */
+	bool		resources_isnull;
+	Datum		meta;			/* jsonb */
+	TimestampTz expires_at;
+	bool		expires_isnull;
+	Datum		retry_after;	/* interval, or 0 if NULL */
+	bool		retry_isnull;
+} ApikeyResult;
+
+/* A caller's required scopes, validated once. */
+typedef struct ApikeyRequest
+{
+	int			nscopes;
+	const char **scopes;		/* not NUL terminated */
+	int		   *scope_lens;
+	const char *resource;		/* NULL: no resource given */
+	int			resource_len;
+	Datum		client_addr;	/* inet, or 0 */
+	bool		client_isnull;
+} ApikeyRequest;
+
+extern const char *apikey_code_name(ApikeyCode code);
+extern int	apikey_code_http_status(ApikeyCode code);
+extern void apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required);
+extern void apikey_check_key(const char *key, size_t len,
+							 const ApikeyRequest *req, ApikeyResult *result);
+
+#endif							/* APIKEY_H */

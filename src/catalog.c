@@ -1,0 +1,147 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Per-backend cache of the extension's objects: the OIDs of apikey.keys
+ *	  and its two hash indexes, the table's owner and the column numbers the
+ *	  verify path reads.  Looked up by name once, then reused until a
+ *	  relcache invalidation touches one of them (DROP/CREATE EXTENSION,
+ *	  ALTER TABLE, a cache reset), so the hot path does no catalog lookup.
+ *
+ *	  apikey_catalog_lock() returns the cache with apikey.keys locked, so
+ *	  the OIDs cannot go stale while the caller uses them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "apikey.h"
+
+static ApikeyCatalog cache;
+static bool cache_valid = false;
+
+/*
+ * relcache_callback: forget everything when one of our relations (or the
+ * whole relcache) is invalidated.
+ */
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	if (!cache_valid)
+		return;
+	if (relid == InvalidOid ||
+		relid == cache.keys_relid ||
+		relid == cache.secret_hash_idx ||
+		relid == cache.grace_hash_idx)
+		cache_valid = false;
+}
+
+/*
+ * apikey_catalog_init: register the invalidation callback (once per backend).
+ */
+void
+apikey_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+}
+
+static void
+not_installed(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("extension \"apikey\" is not installed in this database"),
+			 errhint("Run CREATE EXTENSION apikey.")));
+}
+
+static AttrNumber
+column(TupleDesc desc, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("column \"%s\" of apikey.keys is missing", name),
+			 errhint("Reinstall the extension.")));
+	return InvalidAttrNumber;	/* keep compiler quiet */
+}
+
+/*
+ * fill: look everything up by name.  Takes no lock of its own beyond the
+ * transient one opening the table needs.
+ */
+static void
+fill(void)
+{
+	ApikeyCatalog c;
+	Relation	rel;
+	TupleDesc	desc;
+
+	memset(&c, 0, sizeof(c));
+	c.namespace_oid = get_namespace_oid("apikey", true);
+	if (!OidIsValid(c.namespace_oid))
+		not_installed();
+	c.keys_relid = get_relname_relid("keys", c.namespace_oid);
+	c.secret_hash_idx = get_relname_relid("keys_secret_hash_idx", c.namespace_oid);
+	c.grace_hash_idx = get_relname_relid("keys_grace_secret_hash_idx", c.namespace_oid);
+	if (!OidIsValid(c.keys_relid) || !OidIsValid(c.secret_hash_idx) ||
+		!OidIsValid(c.grace_hash_idx))
+		not_installed();
+
+	rel = try_table_open(c.keys_relid, AccessShareLock);
+	if (rel == NULL)
+		not_installed();
+	desc = RelationGetDescr(rel);
+	c.keys_owner = rel->rd_rel->relowner;
+	c.att_id = column(desc, "id");
+	c.att_name = column(desc, "name");
+	c.att_owner = column(desc, "owner");
+	c.att_scopes = column(desc, "scopes");
+	c.att_resources = column(desc, "resources");
+	c.att_allowed_cidrs = column(desc, "allowed_cidrs");
+	c.att_meta = column(desc, "meta");
+	c.att_enabled = column(desc, "enabled");
+	c.att_expires_at = column(desc, "expires_at");
+	c.att_rate_limit = column(desc, "rate_limit");
+	c.att_rate_window = column(desc, "rate_window");
+	c.att_grace_until = column(desc, "grace_until");
+	table_close(rel, NoLock);
+
+	cache = c;
+	cache_valid = true;
+}
+
+/*
+ * apikey_catalog_lock: return the cached catalog with apikey.keys locked in
+ * lockmode.  Locking processes pending invalidations; if they emptied the
+ * cache, look up again (the way RangeVarGetRelidExtended retries).
+ */
+const ApikeyCatalog *
+apikey_catalog_lock(LOCKMODE lockmode)
+{
+	for (;;)
+	{
+		Oid			relid;
+
+		if (!cache_valid)
+			fill();
+		relid = cache.keys_relid;
+		LockRelationOid(relid, lockmode);
+		if (cache_valid && cache.keys_relid == relid)
+			return &cache;
+		UnlockRelationOid(relid, lockmode);
+	}
+}

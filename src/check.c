@@ -1,0 +1,327 @@
+/*-------------------------------------------------------------------------
+ *
+ * check.c
+ *	  The "check a key" path, shared by apikey_verify and the PostgREST
+ *	  hook.  In order: parse and checksum (no table touched for a malformed
+ *	  key), SHA-256, one probe of the unique index on the hash (a second
+ *	  probe of the grace index only when the first misses), then DISABLED,
+ *	  EXPIRED, INSUFFICIENT_SCOPE, IP_DENIED, RESOURCE_DENIED, RATE_LIMITED.
+ *
+ *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
+ *	  works in READ ONLY transactions and on hot standbys.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/inet.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "apikey.h"
+#include "scope.h"
+
+static const struct
+{
+	const char *name;
+	int			http_status;
+}			codes[APIKEY_NUM_CODES] =
+{
+	[APIKEY_VALID] = {"VALID", 200},
+	[APIKEY_MALFORMED] = {"MALFORMED", 401},
+	[APIKEY_NOT_FOUND] = {"NOT_FOUND", 401},
+	[APIKEY_DISABLED] = {"DISABLED", 401},
+	[APIKEY_EXPIRED] = {"EXPIRED", 401},
+	[APIKEY_INSUFFICIENT_SCOPE] = {"INSUFFICIENT_SCOPE", 403},
+	[APIKEY_IP_DENIED] = {"IP_DENIED", 403},
+	[APIKEY_RESOURCE_DENIED] = {"RESOURCE_DENIED", 404},
+	[APIKEY_RATE_LIMITED] = {"RATE_LIMITED", 429},
+};
+
+const char *
+apikey_code_name(ApikeyCode code)
+{
+	return codes[code].name;
+}
+
+int
+apikey_code_http_status(ApikeyCode code)
+{
+	return codes[code].http_status;
+}
+
+/*
+ * apikey_request_set_scopes: validate the caller's required scopes.  A
+ * malformed one is the caller's programming error and raises 22023; the
+ * message does not echo it, in case a key was passed by mistake.
+ */
+void
+apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	req->nscopes = n;
+	req->scopes = palloc(sizeof(char *) * Max(n, 1));
+	req->scope_lens = palloc(sizeof(int) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("required scope %d is null", i + 1)));
+		t = DatumGetTextPP(elems[i]);
+		req->scopes[i] = VARDATA_ANY(t);
+		req->scope_lens[i] = VARSIZE_ANY_EXHDR(t);
+		if (!scope_valid(req->scopes[i], req->scope_lens[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("required scope %d is malformed", i + 1),
+					 errdetail("A scope is segments of [a-z0-9_.-] or \"*\" separated by colons, at most %d bytes and %d segments.",
+							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
+	}
+}
+
+/*
+ * probe: look hash up in one unique index of apikey.keys; true and the row
+ * in slot if found.
+ */
+static bool
+probe(Relation rel, Oid indexoid, const uint8 *hash, TupleTableSlot *slot)
+{
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bytea	   *h;
+	bool		found;
+
+	h = palloc(VARHDRSZ + APIKEY_HASH_LEN);
+	SET_VARSIZE(h, VARHDRSZ + APIKEY_HASH_LEN);
+	memcpy(VARDATA(h), hash, APIKEY_HASH_LEN);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(h));
+
+	index = index_open(indexoid, AccessShareLock);
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	pfree(h);
+	return found;
+}
+
+/* scopes_satisfied: every required scope is granted by some granted scope */
+static bool
+scopes_satisfied(Datum granted, const ApikeyRequest *req)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int			j;
+
+	if (req->nscopes == 0)
+		return true;
+	deconstruct_array(DatumGetArrayTypeP(granted), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < req->nscopes; i++)
+	{
+		bool		ok = false;
+
+		for (j = 0; j < n && !ok; j++)
+		{
+			text	   *g;
+
+			if (nulls[j])
+				continue;
+			g = DatumGetTextPP(elems[j]);
+			ok = scope_grants(VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g),
+							  req->scopes[i], req->scope_lens[i]);
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* address_allowed: the client address lies in one of the allowed networks */
+static bool
+address_allowed(Datum cidrs, const ApikeyRequest *req)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (req->client_isnull)
+		return false;
+	deconstruct_array(DatumGetArrayTypeP(cidrs), CIDROID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		if (!nulls[i] &&
+			DatumGetBool(DirectFunctionCall2(network_supeq, elems[i],
+											 req->client_addr)))
+			return true;
+	}
+	return false;
+}
+
+/* resource_allowed: the requested resource is one of the key's */
+static bool
+resource_allowed(Datum resources, const ApikeyRequest *req)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(resources), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		if (VARSIZE_ANY_EXHDR(t) == req->resource_len &&
+			memcmp(VARDATA_ANY(t), req->resource, req->resource_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * evaluate: run the checks after NOT_FOUND on the row in slot, and copy the
+ * key's identity into result.
+ */
+static void
+evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
+		 const ApikeyRequest *req, ApikeyResult *res)
+{
+	bool		isnull;
+	Datum		d;
+	Datum		cidrs;
+	bool		cidrs_isnull;
+
+	res->has_identity = true;
+	res->key_id = DatumGetInt64(slot_getattr(slot, cat->att_id, &isnull));
+	res->name = datumCopy(slot_getattr(slot, cat->att_name, &isnull), false, -1);
+	d = slot_getattr(slot, cat->att_owner, &res->owner_isnull);
+	res->owner = res->owner_isnull ? (Datum) 0 : datumCopy(d, false, -1);
+	res->scopes = datumCopy(slot_getattr(slot, cat->att_scopes, &isnull), false, -1);
+	d = slot_getattr(slot, cat->att_resources, &res->resources_isnull);
+	res->resources = res->resources_isnull ? (Datum) 0 : datumCopy(d, false, -1);
+	res->meta = datumCopy(slot_getattr(slot, cat->att_meta, &isnull), false, -1);
+	d = slot_getattr(slot, cat->att_expires_at, &res->expires_isnull);
+	res->expires_at = res->expires_isnull ? 0 : DatumGetTimestampTz(d);
+
+	if (!DatumGetBool(slot_getattr(slot, cat->att_enabled, &isnull)))
+	{
+		res->code = APIKEY_DISABLED;
+		return;
+	}
+	if (!res->expires_isnull &&
+		res->expires_at <= GetCurrentTransactionStartTimestamp())
+	{
+		res->code = APIKEY_EXPIRED;
+		return;
+	}
+	if (!scopes_satisfied(res->scopes, req))
+	{
+		res->code = APIKEY_INSUFFICIENT_SCOPE;
+		return;
+	}
+	cidrs = slot_getattr(slot, cat->att_allowed_cidrs, &cidrs_isnull);
+	if (!cidrs_isnull && !address_allowed(cidrs, req))
+	{
+		res->code = APIKEY_IP_DENIED;
+		return;
+	}
+	if (req->resource != NULL && !res->resources_isnull &&
+		!resource_allowed(res->resources, req))
+	{
+		res->code = APIKEY_RESOURCE_DENIED;
+		return;
+	}
+
+	/*
+	 * Rate limits need the shared-memory token buckets, which this version
+	 * does not have: a limited key fails closed.
+	 */
+	(void) slot_getattr(slot, cat->att_rate_limit, &isnull);
+	if (!isnull)
+	{
+		res->code = APIKEY_RATE_LIMITED;
+		return;
+	}
+	res->code = APIKEY_VALID;
+}
+
+/*
+ * apikey_check_key: check key[0..len) against req.  Never raises for a bad
+ * key; result->code says what was found.
+ */
+void
+apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
+				 ApikeyResult *result)
+{
+	const ApikeyCatalog *cat;
+	Relation	rel;
+	TupleTableSlot *slot;
+	uint8		hash[APIKEY_HASH_LEN];
+	bool		found;
+
+	memset(result, 0, sizeof(*result));
+	result->owner_isnull = result->resources_isnull = true;
+	result->expires_isnull = result->retry_isnull = true;
+
+	if (len > KF_KEY_MAX_LEN || kf_parse(key, len, NULL) != KF_OK)
+	{
+		result->code = APIKEY_MALFORMED;
+		return;
+	}
+
+	apikey_secret_hash(key, len, hash);
+
+	cat = apikey_catalog_lock(AccessShareLock);
+	rel = table_open(cat->keys_relid, NoLock);
+	slot = table_slot_create(rel, NULL);
+
+	found = probe(rel, cat->secret_hash_idx, hash, slot);
+	if (!found && probe(rel, cat->grace_hash_idx, hash, slot))
+	{
+		bool		isnull;
+		Datum		until = slot_getattr(slot, cat->att_grace_until, &isnull);
+
+		/* the previous secret of a rotated key, still in its grace period */
+		found = !isnull &&
+			DatumGetTimestampTz(until) > GetCurrentTransactionStartTimestamp();
+	}
+	kf_wipe(hash, sizeof(hash));
+
+	if (found)
+		evaluate(cat, slot, req, result);
+	else
+		result->code = APIKEY_NOT_FOUND;
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+}

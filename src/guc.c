@@ -1,0 +1,52 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  The apikey.* configuration settings.
+ *
+ *	apikey.default_prefix	prefix for keys created without one (USERSET:
+ *							it only chooses a visible label)
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "apikey.h"
+
+char	   *apikey_default_prefix = NULL;
+
+/*
+ * check_default_prefix: GUC check hook; the prefix must be one we can mint.
+ */
+static bool
+check_default_prefix(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || !kf_prefix_valid(*newval, strlen(*newval)))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * apikey_guc_init: define every apikey.* setting, then reserve the prefix.
+ */
+void
+apikey_guc_init(void)
+{
+	DefineCustomStringVariable("apikey.default_prefix",
+							   "Prefix of keys created without an explicit prefix.",
+							   NULL,
+							   &apikey_default_prefix,
+							   "ak",
+							   PGC_USERSET,
+							   0,
+							   check_default_prefix,
+							   NULL,
+							   NULL);
+
+	MarkGUCPrefixReserved("apikey");
+}

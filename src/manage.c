@@ -1,0 +1,504 @@
+/*-------------------------------------------------------------------------
+ *
+ * manage.c
+ *	  The SQL functions apikey_create and apikey_rotate: validate the
+ *	  arguments, mint a key (secret.c), and write apikey.keys through SPI.
+ *
+ *	  Both run as the caller (so owner_role and created_by are the caller's
+ *	  current_user) and switch to the owner of apikey.keys only around their
+ *	  own statements, the way PostgreSQL's RI triggers do; the switch is
+ *	  undone by (sub)transaction abort if a statement fails.  The statements
+ *	  are fully schema-qualified and the functions pin search_path.  The raw
+ *	  key never reaches SPI: only its hash and hint are written.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "apikey.h"
+#include "scope.h"
+
+#define NAME_MAX_CHARS		256
+#define OWNER_MAX_CHARS		256
+#define MAX_SCOPES			64
+#define MAX_GRACE_DAYS		7
+
+PG_FUNCTION_INFO_V1(apikey_create);
+PG_FUNCTION_INFO_V1(apikey_rotate);
+
+/* A freshly minted key and what is stored of it. */
+typedef struct Minted
+{
+	text	   *key;			/* returned to the caller, once */
+	bytea	   *hash;
+	text	   *hint;
+} Minted;
+
+/*
+ * mint: a new key for prefix.  The stack copy of the key is wiped before
+ * returning; the only copy left is the text datum handed to the caller.
+ */
+static Minted
+mint(const char *prefix)
+{
+	Minted		m;
+	char		buf[KF_KEY_BUFSZ];
+	char		hint[KF_HINT_BUFSZ];
+	size_t		len;
+
+	apikey_secret_mint(prefix, buf, sizeof(buf));
+	len = strlen(buf);
+
+	m.hash = palloc(VARHDRSZ + APIKEY_HASH_LEN);
+	SET_VARSIZE(m.hash, VARHDRSZ + APIKEY_HASH_LEN);
+	apikey_secret_hash(buf, len, (uint8 *) VARDATA(m.hash));
+	if (kf_hint(buf, len, hint, sizeof(hint)) != KF_OK)
+	{
+		kf_wipe(buf, sizeof(buf));
+		elog(ERROR, "could not make a hint for a minted key");
+	}
+	m.hint = cstring_to_text(hint);
+	m.key = cstring_to_text_with_len(buf, len);
+	kf_wipe(buf, sizeof(buf));
+	return m;
+}
+
+/* run_as_owner / restore: the user switch around our own statements */
+typedef struct UserSwitch
+{
+	Oid			userid;
+	int			sec_context;
+} UserSwitch;
+
+static UserSwitch
+run_as_owner(Oid owner)
+{
+	UserSwitch	saved;
+
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	SetUserIdAndSecContext(owner,
+						   saved.sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	return saved;
+}
+
+static void
+restore_user(UserSwitch saved)
+{
+	SetUserIdAndSecContext(saved.userid, saved.sec_context);
+}
+
+/*
+ * text_array_elems: deconstruct a one-dimensional text[] argument,
+ * refusing NULL elements and more than one dimension.
+ */
+static int
+text_array_elems(ArrayType *arr, const char *what, Datum **elems)
+{
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a one-dimensional array", what)));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain null elements", what)));
+	return n;
+}
+
+static void
+validate_name(text *name)
+{
+	char	   *s = text_to_cstring(name);
+	int			nchars = pg_mbstrlen(s);
+	bool		blank = true;
+	char	   *p;
+
+	for (p = s; *p; p++)
+		if (!isspace((unsigned char) *p))
+			blank = false;
+	if (blank)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key name must not be empty")));
+	if (nchars > NAME_MAX_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key name is too long"),
+				 errdetail("A key name has at most %d characters.", NAME_MAX_CHARS)));
+}
+
+static void
+validate_scopes(ArrayType *scopes)
+{
+	Datum	   *elems;
+	int			n = text_array_elems(scopes, "scopes", &elems);
+	int			i;
+
+	if (n > MAX_SCOPES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many scopes"),
+				 errdetail("A key has at most %d scopes.", MAX_SCOPES)));
+	for (i = 0; i < n; i++)
+	{
+		text	   *t = DatumGetTextPP(elems[i]);
+
+		if (!scope_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("scope %d is malformed", i + 1),
+					 errdetail("A scope is segments of [a-z0-9_.-] or \"*\" separated by colons, at most %d bytes and %d segments.",
+							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
+	}
+}
+
+/*
+ * validate_prefix: the prefix is echoed in the error only when it is short
+ * enough that it cannot be a key pasted into the wrong argument.
+ */
+static void
+validate_prefix(const char *prefix)
+{
+	size_t		len = strlen(prefix);
+
+	if (kf_prefix_valid(prefix, len))
+		return;
+	if (len <= KF_PREFIX_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid key prefix \"%s\"", prefix),
+				 errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid key prefix"),
+			 errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.")));
+}
+
+static void
+validate_resources(ArrayType *resources)
+{
+	Datum	   *elems;
+	int			n = text_array_elems(resources, "resources", &elems);
+	int			i;
+
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("resources must not be an empty array"),
+				 errhint("Use NULL for a key that may access all resources.")));
+	for (i = 0; i < n; i++)
+		if (VARSIZE_ANY_EXHDR(DatumGetTextPP(elems[i])) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("resource ids must not be empty strings")));
+}
+
+static void
+validate_cidrs(ArrayType *cidrs)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (ARR_NDIM(cidrs) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("allowed_cidrs must be a one-dimensional array")));
+	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("allowed_cidrs must not be an empty array"),
+				 errhint("Use NULL for a key that may be used from any address.")));
+	for (i = 0; i < n; i++)
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("allowed_cidrs must not contain null elements")));
+}
+
+static void
+validate_rate_limit(FunctionCallInfo fcinfo)
+{
+	bool		has_limit = !PG_ARGISNULL(7);
+	bool		has_window = !PG_ARGISNULL(8);
+	Interval	zero = {0, 0, 0};
+
+	if (!has_limit && !has_window)
+		return;
+	if (has_limit != has_window)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rate_limit and rate_window must be given together")));
+	if (PG_GETARG_INT32(7) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rate_limit must be positive")));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, PG_GETARG_DATUM(8),
+										  IntervalPGetDatum(&zero))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rate_window must be positive")));
+
+	/*
+	 * Token buckets live in shared memory.  Without it a limit could not be
+	 * enforced, so it is refused rather than silently ignored.
+	 */
+	if (!apikey_loaded_at_startup)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("rate limits require apikey in shared_preload_libraries"),
+				 errhint("Add apikey to shared_preload_libraries and restart the server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("rate limits are not supported by this version of apikey")));
+}
+
+/*
+ * apikey_create(name, scopes, expires_at, prefix, owner, resources, meta,
+ *				 rate_limit, rate_window, allowed_cidrs)
+ *	returns table (key_id bigint, key text)
+ */
+Datum
+apikey_create(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	const char *prefix;
+	Oid			caller = GetUserId();
+	Datum		caller_name;
+	const ApikeyCatalog *cat;
+	Minted		m;
+	Oid			argtypes[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
+		TEXTARRAYOID, TEXTARRAYOID, CIDRARRAYOID, JSONBOID, TIMESTAMPTZOID,
+	INT4OID, INTERVALOID, NAMEOID, BYTEAOID};
+	Datum		args[14];
+	char		argnulls[14];
+	UserSwitch	saved;
+	int64		key_id;
+	bool		isnull;
+	int			ret;
+	Datum		outvals[2];
+	bool		outnulls[2] = {false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key name must not be null")));
+	validate_name(PG_GETARG_TEXT_PP(0));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("scopes must not be null"),
+				 errhint("Use '{}' for a key that carries no scopes.")));
+	validate_scopes(PG_GETARG_ARRAYTYPE_P(1));
+	if (!PG_ARGISNULL(2) &&
+		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_at must be in the future")));
+	prefix = PG_ARGISNULL(3) ? apikey_default_prefix : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	validate_prefix(prefix);
+	if (!PG_ARGISNULL(4) && pg_mbstrlen(text_to_cstring(PG_GETARG_TEXT_PP(4))) > OWNER_MAX_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("owner is too long"),
+				 errdetail("An owner id has at most %d characters.", OWNER_MAX_CHARS)));
+	if (!PG_ARGISNULL(5))
+		validate_resources(PG_GETARG_ARRAYTYPE_P(5));
+	if (PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("meta must not be null"),
+				 errhint("Use '{}' for no metadata.")));
+	if (!JB_ROOT_IS_OBJECT(PG_GETARG_JSONB_P(6)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("meta must be a JSON object")));
+	validate_rate_limit(fcinfo);
+	if (!PG_ARGISNULL(9))
+		validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));
+
+	InitMaterializedSRF(fcinfo, 0);
+	caller_name = DirectFunctionCall1(namein,
+									  CStringGetDatum(GetUserNameFromId(caller, false)));
+	m = mint(prefix);
+
+	/* name, prefix, hint, owner, owner_role, scopes, resources, ... */
+	memset(argnulls, ' ', sizeof(argnulls));
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = CStringGetTextDatum(prefix);
+	args[2] = PointerGetDatum(m.hint);
+	args[3] = PG_GETARG_DATUM(4);
+	argnulls[3] = PG_ARGISNULL(4) ? 'n' : ' ';
+	args[4] = caller_name;
+	args[5] = PG_GETARG_DATUM(1);
+	args[6] = PG_GETARG_DATUM(5);
+	argnulls[6] = PG_ARGISNULL(5) ? 'n' : ' ';
+	args[7] = PG_GETARG_DATUM(9);
+	argnulls[7] = PG_ARGISNULL(9) ? 'n' : ' ';
+	args[8] = PG_GETARG_DATUM(6);
+	args[9] = PG_GETARG_DATUM(2);
+	argnulls[9] = PG_ARGISNULL(2) ? 'n' : ' ';
+	args[10] = PG_GETARG_DATUM(7);
+	argnulls[10] = PG_ARGISNULL(7) ? 'n' : ' ';
+	args[11] = PG_GETARG_DATUM(8);
+	argnulls[11] = PG_ARGISNULL(8) ? 'n' : ' ';
+	args[12] = caller_name;
+	args[13] = PointerGetDatum(m.hash);
+
+	cat = apikey_catalog_lock(RowExclusiveLock);
+	saved = run_as_owner(cat->keys_owner);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(
+								"INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
+								" resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
+								" created_by, secret_hash)"
+								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+								" RETURNING id",
+								14, argtypes, args, argnulls, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not insert into apikey.keys: %s", SPI_result_code_string(ret));
+	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	restore_user(saved);
+
+	outvals[0] = Int64GetDatum(key_id);
+	outvals[1] = PointerGetDatum(m.key);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, outvals, outnulls);
+	return (Datum) 0;
+}
+
+/*
+ * may_manage: superusers and members of apikey_admin manage every key;
+ * anyone else only keys whose owner_role is their current_user.
+ */
+static bool
+may_manage(Oid caller, Name owner_role)
+{
+	Oid			admin = get_role_oid("apikey_admin", true);
+
+	if (superuser_arg(caller))
+		return true;
+	if (OidIsValid(admin) && has_privs_of_role(caller, admin))
+		return true;
+	return strcmp(NameStr(*owner_role), GetUserNameFromId(caller, false)) == 0;
+}
+
+/*
+ * apikey_rotate(key_id bigint, grace interval) returns text
+ */
+Datum
+apikey_rotate(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetUserId();
+	int64		key_id;
+	Interval   *grace;
+	Interval	zero = {0, 0, 0};
+	Interval	max_grace = {0, MAX_GRACE_DAYS, 0};
+	bool		keep_old;
+	const ApikeyCatalog *cat;
+	UserSwitch	saved;
+	Oid			selargtypes[1] = {INT8OID};
+	Datum		selargs[1];
+	Oid			updargtypes[5] = {INT8OID, BYTEAOID, TEXTOID, BOOLOID, INTERVALOID};
+	Datum		updargs[5];
+	char	   *prefix;
+	NameData	owner_role;
+	bool		visible = false;
+	bool		isnull;
+	Minted		m;
+	int			ret;
+	MemoryContext fncxt = CurrentMemoryContext;
+	MemoryContext oldcxt;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key_id must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("grace must not be null"),
+				 errhint("Use '0' to invalidate the old key at commit.")));
+	key_id = PG_GETARG_INT64(0);
+	grace = PG_GETARG_INTERVAL_P(1);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(grace),
+										  IntervalPGetDatum(&zero))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(grace),
+										  IntervalPGetDatum(&max_grace))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("grace must be between 0 and %d days", MAX_GRACE_DAYS)));
+	keep_old = DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(grace),
+												 IntervalPGetDatum(&zero))) > 0;
+
+	cat = apikey_catalog_lock(RowExclusiveLock);
+	saved = run_as_owner(cat->keys_owner);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* lock the row: a concurrent rotation waits here, then sees ours */
+	selargs[0] = Int64GetDatum(key_id);
+	ret = SPI_execute_with_args("SELECT prefix, owner_role FROM apikey.keys"
+								" WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+								1, selargtypes, selargs, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not lock api key: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		prefix = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		memcpy(&owner_role, DatumGetName(d), sizeof(NameData));
+		visible = may_manage(caller, &owner_role);
+	}
+
+	/* someone else's key is reported exactly like a missing one */
+	if (!visible)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("api key %lld does not exist", (long long) key_id)));
+
+	/* the key must outlive SPI_finish: mint it in the caller's context */
+	oldcxt = MemoryContextSwitchTo(fncxt);
+	m = mint(prefix);
+	MemoryContextSwitchTo(oldcxt);
+	updargs[0] = Int64GetDatum(key_id);
+	updargs[1] = PointerGetDatum(m.hash);
+	updargs[2] = PointerGetDatum(m.hint);
+	updargs[3] = BoolGetDatum(keep_old);
+	updargs[4] = IntervalPGetDatum(grace);
+	ret = SPI_execute_with_args("UPDATE apikey.keys SET"
+								" grace_secret_hash = CASE WHEN $4 THEN secret_hash END,"
+								" grace_until = CASE WHEN $4 THEN pg_catalog.now() OPERATOR(pg_catalog.+) $5 END,"
+								" secret_hash = $2, hint = $3, rotated_at = pg_catalog.now()"
+								" WHERE id OPERATOR(pg_catalog.=) $1",
+								5, updargtypes, updargs, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+		elog(ERROR, "could not rotate api key: %s", SPI_result_code_string(ret));
+	SPI_finish();
+	restore_user(saved);
+
+	PG_RETURN_TEXT_P(m.key);
+}

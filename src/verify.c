@@ -1,0 +1,115 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify.c
+ *	  The SQL function apikey_verify: unpack the arguments, run the shared
+ *	  check (check.c) and build an apikey.verification row.  The row type's
+ *	  descriptor is looked up once per call site and kept in fn_extra.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+#include "apikey.h"
+
+#define VERIFICATION_NATTS 11
+
+PG_FUNCTION_INFO_V1(apikey_verify);
+
+/*
+ * result_desc: apikey.verification's descriptor, cached for this call site.
+ */
+static TupleDesc
+result_desc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+
+	if (desc == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		if (desc->natts != VERIFICATION_NATTS)
+			elog(ERROR, "apikey.verification has %d columns, expected %d",
+				 desc->natts, VERIFICATION_NATTS);
+		desc = BlessTupleDesc(desc);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = desc;
+	}
+	return desc;
+}
+
+/*
+ * apikey_verify(key text, required_scopes text[], resource text,
+ *				 client_addr inet) returns apikey.verification
+ */
+Datum
+apikey_verify(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc = result_desc(fcinfo);
+	ApikeyRequest req;
+	ApikeyResult res;
+	Datum		values[VERIFICATION_NATTS];
+	bool		nulls[VERIFICATION_NATTS];
+
+	memset(&req, 0, sizeof(req));
+	if (!PG_ARGISNULL(1))
+		apikey_request_set_scopes(&req, PG_GETARG_ARRAYTYPE_P(1));
+	if (!PG_ARGISNULL(2))
+	{
+		text	   *r = PG_GETARG_TEXT_PP(2);
+
+		req.resource = VARDATA_ANY(r);
+		req.resource_len = VARSIZE_ANY_EXHDR(r);
+	}
+	req.client_isnull = PG_ARGISNULL(3);
+	if (!req.client_isnull)
+		req.client_addr = PG_GETARG_DATUM(3);
+
+	if (PG_ARGISNULL(0) ||
+		toast_raw_datum_size(PG_GETARG_DATUM(0)) - VARHDRSZ > KF_KEY_MAX_LEN)
+	{
+		/* NULL, or too long: MALFORMED without even detoasting it */
+		apikey_check_key(NULL, KF_KEY_MAX_LEN + 1, &req, &res);
+	}
+	else
+	{
+		text	   *key = PG_GETARG_TEXT_PP(0);
+
+		apikey_check_key(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), &req, &res);
+	}
+
+	memset(nulls, true, sizeof(nulls));
+	values[0] = BoolGetDatum(res.code == APIKEY_VALID);
+	nulls[0] = false;
+	values[1] = CStringGetTextDatum(apikey_code_name(res.code));
+	nulls[1] = false;
+	values[2] = Int32GetDatum(apikey_code_http_status(res.code));
+	nulls[2] = false;
+	if (res.has_identity)
+	{
+		values[3] = Int64GetDatum(res.key_id);
+		nulls[3] = false;
+		values[4] = res.name;
+		nulls[4] = false;
+		values[5] = res.owner;
+		nulls[5] = res.owner_isnull;
+		values[6] = res.scopes;
+		nulls[6] = false;
+		values[7] = res.resources;
+		nulls[7] = res.resources_isnull;
+		values[8] = res.meta;
+		nulls[8] = false;
+		values[9] = TimestampTzGetDatum(res.expires_at);
+		nulls[9] = res.expires_isnull;
+	}
+	values[10] = res.retry_after;
+	nulls[10] = res.retry_isnull;
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+}

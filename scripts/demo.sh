@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# demo.sh: install deps, build and install apikey, start a throwaway
+# cluster, then create, verify and rotate a key and show the audit trail.
+# Idempotent; the cluster is removed on exit.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+export REPO_ROOT
+
+bash scripts/install-deps.sh
+. scripts/build.sh
+. scripts/cluster.sh
+echo "== building and installing apikey"
+apikey_build_install
+echo "== starting a throwaway cluster"
+cluster_start
+
+psql -X -v ON_ERROR_STOP=1 --echo-queries -P pager=off <<'SQL'
+CREATE EXTENSION apikey;
+
+-- a key for a backup service: read jobs, write databases, one resource
+SELECT key_id, key AS new_key
+  FROM apikey.apikey_create('nightly backups', '{jobs:read,write:databases}',
+                            prefix => 'dbackup', owner => 'team-42',
+                            resources => '{db-1}',
+                            expires_at => now() + interval '90 days') \gset
+
+-- verify: valid, then the codes a backend sees for bad requests
+SELECT code, http_status, key_id, name, scopes FROM apikey.apikey_verify(:'new_key', '{jobs:read}');
+SELECT code, http_status FROM apikey.apikey_verify(:'new_key', '{read:databases}', 'db-1');
+SELECT code, http_status FROM apikey.apikey_verify(:'new_key', '{jobs:delete}');
+SELECT code, http_status FROM apikey.apikey_verify(:'new_key', '{}', 'db-2');
+SELECT code, http_status FROM apikey.apikey_verify('dbackup_not-a-key');
+
+-- rotate with a one-hour grace: old and new both verify for now
+SELECT apikey.apikey_rotate(:key_id, '1 hour') AS rotated_key \gset
+SELECT 'old' AS which, code FROM apikey.apikey_verify(:'new_key')
+UNION ALL
+SELECT 'new', code FROM apikey.apikey_verify(:'rotated_key');
+
+-- disable it by plain SQL
+UPDATE apikey.keys SET enabled = false WHERE id = :key_id;
+SELECT code, http_status FROM apikey.apikey_verify(:'rotated_key');
+
+-- what a DBA sees: no secret anywhere
+SELECT id, name, prefix, hint, owner, scopes, enabled, expires_at IS NOT NULL AS expires
+  FROM apikey.keys;
+SQL
+
+if psql -X -Atqc "SELECT to_regclass('apikey.audit') IS NOT NULL" | grep -q t; then
+	psql -X -v ON_ERROR_STOP=1 --echo-queries -P pager=off <<'SQL'
+-- the audit trail of every change
+SELECT id, action, key_id, actor_current_user, detail FROM apikey.audit ORDER BY id;
+SQL
+fi
+echo "== demo done (cluster removed)"

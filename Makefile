@@ -6,7 +6,9 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'/\1/p" $(EXTENSIO
 
 MODULE_big = apikey
 OBJS = \
+	src/actor.o \
 	src/apikey.o \
+	src/audit.o \
 	src/catalog.o \
 	src/check.o \
 	src/guc.o \

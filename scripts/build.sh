@@ -29,7 +29,7 @@ apikey_build_install() {
 
 	make -C "$REPO_ROOT" -s PG_CONFIG="$PG_CONFIG" PG_CFLAGS="$cflags" >/dev/null || return 1
 
-	if [ -w "$sharedir/extension" ] && [ -w "$pkglibdir" ]; then
+	if [ -z "${APIKEY_STAGE:-}" ] && [ -w "$sharedir/extension" ] && [ -w "$pkglibdir" ]; then
 		make -C "$REPO_ROOT" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || return 1
 		PG_BINDIR=$bindir
 	else

@@ -171,9 +171,243 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION apikey.apikey_rotate(bigint, interval) IS
 	'give a key a new secret, keeping its identity; the old secret works until commit or for the grace period (at most 7 days)';
 
+/*
+ * apikey.acting_role(): the role the audit trigger records as current_user.
+ * Inside apikey_create/apikey_rotate (which run their statements as the
+ * table owner) it is their caller; everywhere else current_user.
+ */
+CREATE FUNCTION apikey.acting_role()
+RETURNS name
+AS 'MODULE_PATHNAME', 'apikey_acting_role'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION apikey.acting_role() IS
+	'role on whose behalf the current statement runs (the caller inside apikey_create and apikey_rotate)';
+
+/*
+ * apikey.audit: append-only log of every change to apikey.keys.
+ */
+CREATE TABLE apikey.audit (
+	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at					timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	action				text NOT NULL
+		CONSTRAINT audit_action_check
+		CHECK (action OPERATOR(pg_catalog.=) ANY
+			   (ARRAY['create', 'rotate', 'enable', 'disable', 'update', 'delete']::text[])),
+	key_id				bigint,
+	key_owner_role		name,
+	actor_session_user	name NOT NULL DEFAULT SESSION_USER,
+	actor_current_user	name NOT NULL,
+	acting_key_id		bigint,
+	detail				jsonb NOT NULL DEFAULT '{}',
+	client_addr			inet DEFAULT pg_catalog.inet_client_addr(),
+	application_name	text DEFAULT pg_catalog.current_setting('application_name')
+);
+CREATE INDEX audit_key_id_at_idx ON apikey.audit (key_id, at);
+CREATE INDEX audit_at_idx ON apikey.audit (at);
+
+COMMENT ON TABLE apikey.audit IS
+	'append-only audit log: one row per change to apikey.keys; never contains a secret';
+COMMENT ON COLUMN apikey.audit.id IS 'audit entry id, increasing';
+COMMENT ON COLUMN apikey.audit.at IS 'transaction time of the change';
+COMMENT ON COLUMN apikey.audit.action IS 'create, rotate, enable, disable, update or delete';
+COMMENT ON COLUMN apikey.audit.key_id IS 'the key changed (no foreign key: deleted keys keep their history)';
+COMMENT ON COLUMN apikey.audit.key_owner_role IS 'owner_role of the key at the time (managers see rows of their own keys)';
+COMMENT ON COLUMN apikey.audit.actor_session_user IS 'session_user of the change';
+COMMENT ON COLUMN apikey.audit.actor_current_user IS 'current_user of the change (the caller of apikey_create/apikey_rotate)';
+COMMENT ON COLUMN apikey.audit.acting_key_id IS 'the key that authenticated the request making the change, if any (apikey.key_id)';
+COMMENT ON COLUMN apikey.audit.detail IS 'what changed: old and new values, never a secret or a hash';
+COMMENT ON COLUMN apikey.audit.client_addr IS 'client address of the session making the change';
+COMMENT ON COLUMN apikey.audit.application_name IS 'application_name of the session making the change';
+
+/*
+ * apikey.keys_audit_row(op, old, new): append the audit row for one change.
+ * Called by the C trigger apikey.keys_audit() as the table owner; nobody
+ * else may execute it.
+ */
+CREATE FUNCTION apikey.keys_audit_row(op text, o apikey.keys, n apikey.keys)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	secret	text[] := ARRAY['secret_hash', 'grace_secret_hash'];
+	-- not audited as "update": rotation and usage bookkeeping
+	quiet	text[] := ARRAY['secret_hash', 'grace_secret_hash', 'grace_until',
+						   'hint', 'rotated_at', 'last_used_at', 'use_count'];
+	oj		jsonb;
+	nj		jsonb;
+	old_c	jsonb := '{}';
+	new_c	jsonb := '{}';
+	col		text;
+	act		text;
+	d		jsonb;
+	r		apikey.keys;
+BEGIN
+	IF op = 'INSERT' THEN
+		r := n;
+		act := 'create';
+		d := pg_catalog.jsonb_build_object('new', pg_catalog.to_jsonb(n) OPERATOR(pg_catalog.-) secret);
+	ELSIF op = 'DELETE' THEN
+		r := o;
+		act := 'delete';
+		d := pg_catalog.jsonb_build_object('old', pg_catalog.to_jsonb(o) OPERATOR(pg_catalog.-) secret);
+	ELSE
+		r := n;
+		oj := pg_catalog.to_jsonb(o);
+		nj := pg_catalog.to_jsonb(n);
+		FOR col IN SELECT k FROM pg_catalog.jsonb_object_keys(nj) AS k ORDER BY k LOOP
+			IF col OPERATOR(pg_catalog.<>) ALL (quiet)
+			   AND (oj OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (nj OPERATOR(pg_catalog.->) col) THEN
+				old_c := old_c OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(col, oj OPERATOR(pg_catalog.->) col);
+				new_c := new_c OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(col, nj OPERATOR(pg_catalog.->) col);
+			END IF;
+		END LOOP;
+		IF o.secret_hash IS DISTINCT FROM n.secret_hash THEN
+			act := 'rotate';
+			d := pg_catalog.jsonb_build_object(
+				'old_hint', o.hint, 'new_hint', n.hint,
+				'grace_until', n.grace_until);
+			IF old_c OPERATOR(pg_catalog.<>) '{}' THEN
+				d := d OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
+			END IF;
+		ELSIF old_c OPERATOR(pg_catalog.=) '{}' THEN
+			RETURN;				-- nothing worth auditing changed
+		ELSE
+			IF o.enabled IS DISTINCT FROM n.enabled THEN
+				act := CASE WHEN n.enabled THEN 'enable' ELSE 'disable' END;
+			ELSE
+				act := 'update';
+			END IF;
+			d := pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
+		END IF;
+	END IF;
+
+	INSERT INTO apikey.audit (action, key_id, key_owner_role, actor_current_user,
+							  acting_key_id, detail)
+	VALUES (act, r.id, r.owner_role, apikey.acting_role(),
+			NULLIF(pg_catalog.current_setting('apikey.key_id', true), '')::pg_catalog.int8,
+			d);
+END
+$$;
+COMMENT ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) IS
+	'append the apikey.audit row for one change of apikey.keys (called by the keys_audit trigger)';
+
+CREATE FUNCTION apikey.keys_audit()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_keys_audit'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.keys_audit() IS
+	'trigger: append one apikey.audit row for each created, rotated, enabled, disabled, updated or deleted key';
+
+CREATE TRIGGER keys_audit
+	AFTER INSERT OR UPDATE OR DELETE ON apikey.keys
+	FOR EACH ROW EXECUTE FUNCTION apikey.keys_audit();
+COMMENT ON TRIGGER keys_audit ON apikey.keys IS 'writes the audit trail';
+
+/*
+ * apikey.audit_immutable(): refuses UPDATE, DELETE and TRUNCATE on
+ * apikey.audit to everyone but superusers (privileges refuse them too).
+ */
+CREATE FUNCTION apikey.audit_immutable()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles
+			 WHERE rolname OPERATOR(pg_catalog.=) pg_catalog.current_user) THEN
+		RAISE EXCEPTION 'apikey.audit is append-only'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only a superuser can remove audit rows.';
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION apikey.audit_immutable() IS
+	'trigger: keeps apikey.audit append-only for everyone but superusers';
+
+CREATE TRIGGER audit_immutable
+	BEFORE UPDATE OR DELETE ON apikey.audit
+	FOR EACH ROW EXECUTE FUNCTION apikey.audit_immutable();
+CREATE TRIGGER audit_no_truncate
+	BEFORE TRUNCATE ON apikey.audit
+	FOR EACH STATEMENT EXECUTE FUNCTION apikey.audit_immutable();
+COMMENT ON TRIGGER audit_immutable ON apikey.audit IS 'refuses UPDATE and DELETE but for superusers';
+COMMENT ON TRIGGER audit_no_truncate ON apikey.audit IS 'refuses TRUNCATE but for superusers';
+
+/*
+ * Row-level security: managers see and change their own keys and read
+ * their own keys' audit rows; admins see everything.
+ */
+ALTER TABLE apikey.keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY keys_admin ON apikey.keys TO apikey_admin
+	USING (true) WITH CHECK (true);
+CREATE POLICY keys_manager ON apikey.keys TO apikey_manager
+	USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER)
+	WITH CHECK (owner_role OPERATOR(pg_catalog.=) CURRENT_USER);
+COMMENT ON POLICY keys_admin ON apikey.keys IS 'admins see and change every key';
+COMMENT ON POLICY keys_manager ON apikey.keys IS 'managers see and change only keys whose owner_role is their current_user';
+
+ALTER TABLE apikey.audit ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_admin ON apikey.audit FOR SELECT TO apikey_admin
+	USING (true);
+CREATE POLICY audit_manager ON apikey.audit FOR SELECT TO apikey_manager
+	USING (key_owner_role OPERATOR(pg_catalog.=) CURRENT_USER);
+COMMENT ON POLICY audit_admin ON apikey.audit IS 'admins read the whole audit log';
+COMMENT ON POLICY audit_manager ON apikey.audit IS 'managers read the audit rows of their own keys';
+
+/*
+ * apikey.key_status: keys as a DBA wants to list them, without any secret.
+ */
+CREATE VIEW apikey.key_status WITH (security_invoker = true) AS
+SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
+	   k.resources, k.allowed_cidrs,
+	   CASE
+		   WHEN NOT k.enabled THEN 'disabled'
+		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
+		   ELSE 'active'
+	   END AS state,
+	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
+	   k.grace_until, k.last_used_at, k.use_count, k.created_at, k.created_by
+  FROM apikey.keys k;
+COMMENT ON VIEW apikey.key_status IS
+	'keys with their state (active, disabled, expired, rotating), hint and last use; no secrets';
+
+/* pg_dump keeps the keys (and so every key keeps verifying) and the audit */
+SELECT pg_catalog.pg_extension_config_dump('apikey.keys', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.audit', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.keys_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.audit_id_seq', '');
+
+/*
+ * Privileges.  PUBLIC gets nothing.  No role may read the hashes or write
+ * the columns the extension maintains (hash, prefix, hint, ids, created_*,
+ * usage); keys are created and rotated only through the functions.
+ */
+REVOKE ALL ON apikey.keys, apikey.audit, apikey.key_status FROM PUBLIC;
+REVOKE ALL ON SEQUENCE apikey.keys_id_seq, apikey.audit_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.apikey_verify(text, text[], text, inet) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.apikey_rotate(bigint, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.acting_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
+
+GRANT SELECT (id, name, prefix, hint, owner, owner_role, scopes, resources,
+			  allowed_cidrs, meta, enabled, expires_at, rate_limit, rate_window,
+			  created_at, created_by, rotated_at, last_used_at, use_count,
+			  grace_until)
+	ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT UPDATE (name, owner, scopes, resources, allowed_cidrs, meta, enabled,
+			  expires_at, rate_limit, rate_window)
+	ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT UPDATE (owner_role) ON apikey.keys TO apikey_admin;
+GRANT DELETE ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT SELECT ON apikey.audit, apikey.key_status TO apikey_admin, apikey_manager;
 
 GRANT EXECUTE ON FUNCTION apikey.apikey_verify(text, text[], text, inet)
 	TO apikey_verifier, apikey_manager, apikey_admin;

@@ -30,4 +30,5 @@ _PG_init(void)
 	apikey_loaded_at_startup = process_shared_preload_libraries_in_progress;
 	apikey_guc_init();
 	apikey_catalog_init();
+	apikey_actor_init();
 }

@@ -5,6 +5,9 @@
  *
  * Module map (one concern per file):
  *	apikey.c	PG_MODULE_MAGIC and _PG_init, which calls each module's init
+ *	actor.c		the user switch of create/rotate and the acting role the
+ *				audit trigger records
+ *	audit.c		the audit trigger on apikey.keys
  *	guc.c		the apikey.* settings
  *	catalog.c	per-backend cache of the extension's relation, index and
  *				column numbers, reset by relcache invalidation
@@ -36,6 +39,21 @@
 
 /* apikey.c */
 extern bool apikey_loaded_at_startup;
+
+/* actor.c */
+typedef struct ApikeyActorSwitch
+{
+	Oid			userid;
+	int			sec_context;
+	Oid			prev_caller;
+	Oid			prev_owner;
+} ApikeyActorSwitch;
+
+extern void apikey_actor_init(void);
+extern ApikeyActorSwitch apikey_actor_switch(Oid owner);
+extern void apikey_actor_restore(ApikeyActorSwitch saved);
+extern Oid	apikey_actor_role(void);
+extern bool apikey_actor_switched(void);
 
 /* guc.c */
 extern char *apikey_default_prefix;

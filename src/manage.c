@@ -75,30 +75,6 @@ mint(const char *prefix)
 	return m;
 }
 
-/* run_as_owner / restore: the user switch around our own statements */
-typedef struct UserSwitch
-{
-	Oid			userid;
-	int			sec_context;
-} UserSwitch;
-
-static UserSwitch
-run_as_owner(Oid owner)
-{
-	UserSwitch	saved;
-
-	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
-	SetUserIdAndSecContext(owner,
-						   saved.sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	return saved;
-}
-
-static void
-restore_user(UserSwitch saved)
-{
-	SetUserIdAndSecContext(saved.userid, saved.sec_context);
-}
-
 /*
  * text_array_elems: deconstruct a one-dimensional text[] argument,
  * refusing NULL elements and more than one dimension.
@@ -292,7 +268,7 @@ apikey_create(PG_FUNCTION_ARGS)
 	INT4OID, INTERVALOID, NAMEOID, BYTEAOID};
 	Datum		args[14];
 	char		argnulls[14];
-	UserSwitch	saved;
+	ApikeyActorSwitch saved;
 	int64		key_id;
 	bool		isnull;
 	int			ret;
@@ -366,7 +342,7 @@ apikey_create(PG_FUNCTION_ARGS)
 	args[13] = PointerGetDatum(m.hash);
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
-	saved = run_as_owner(cat->keys_owner);
+	saved = apikey_actor_switch(cat->keys_owner);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute_with_args(
@@ -381,7 +357,7 @@ apikey_create(PG_FUNCTION_ARGS)
 	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	restore_user(saved);
+	apikey_actor_restore(saved);
 
 	outvals[0] = Int64GetDatum(key_id);
 	outvals[1] = PointerGetDatum(m.key);
@@ -418,7 +394,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 	Interval	max_grace = {0, MAX_GRACE_DAYS, 0};
 	bool		keep_old;
 	const ApikeyCatalog *cat;
-	UserSwitch	saved;
+	ApikeyActorSwitch saved;
 	Oid			selargtypes[1] = {INT8OID};
 	Datum		selargs[1];
 	Oid			updargtypes[5] = {INT8OID, BYTEAOID, TEXTOID, BOOLOID, INTERVALOID};
@@ -454,7 +430,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 												 IntervalPGetDatum(&zero))) > 0;
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
-	saved = run_as_owner(cat->keys_owner);
+	saved = apikey_actor_switch(cat->keys_owner);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -498,7 +474,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not rotate api key: %s", SPI_result_code_string(ret));
 	SPI_finish();
-	restore_user(saved);
+	apikey_actor_restore(saved);
 
 	PG_RETURN_TEXT_P(m.key);
 }

@@ -1,0 +1,125 @@
+/*-------------------------------------------------------------------------
+ *
+ * actor.c
+ *	  Who is acting.  apikey_create and apikey_rotate run their statements
+ *	  as the owner of apikey.keys (see manage.c); while they do, this module
+ *	  remembers the role that called them, so that the audit trigger can
+ *	  record the caller and not the owner.  The remembered role is set and
+ *	  cleared only by C code here, so SQL cannot forge it, and it is
+ *	  forgotten on (sub)transaction abort along with the user switch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "apikey.h"
+
+/* the caller of apikey_create/rotate while we run as acting_owner */
+static Oid	acting_caller = InvalidOid;
+static Oid	acting_owner = InvalidOid;
+
+PG_FUNCTION_INFO_V1(apikey_acting_role);
+
+static void
+forget(void)
+{
+	acting_caller = InvalidOid;
+	acting_owner = InvalidOid;
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget();
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		forget();
+}
+
+/*
+ * apikey_actor_init: register the abort callbacks (once per backend).
+ */
+void
+apikey_actor_init(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+}
+
+/*
+ * apikey_actor_switch: run as owner from now on, remembering the caller.
+ * Returns what apikey_actor_restore needs to undo it.
+ */
+ApikeyActorSwitch
+apikey_actor_switch(Oid owner)
+{
+	ApikeyActorSwitch saved;
+
+	GetUserIdAndSecContext(&saved.userid, &saved.sec_context);
+	saved.prev_caller = acting_caller;
+	saved.prev_owner = acting_owner;
+	/* switching again inside a switch keeps the original caller */
+	acting_caller = apikey_actor_role();
+	acting_owner = owner;
+	SetUserIdAndSecContext(owner,
+						   saved.sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	return saved;
+}
+
+/*
+ * apikey_actor_restore: back to the caller.
+ */
+void
+apikey_actor_restore(ApikeyActorSwitch saved)
+{
+	SetUserIdAndSecContext(saved.userid, saved.sec_context);
+	acting_caller = saved.prev_caller;
+	acting_owner = saved.prev_owner;
+}
+
+/*
+ * apikey_actor_role: the role on whose behalf the current statement runs:
+ * the caller inside a switch, current_user everywhere else.
+ */
+Oid
+apikey_actor_role(void)
+{
+	Oid			role = GetUserId();
+
+	if (OidIsValid(acting_caller) && role == acting_owner)
+		return acting_caller;
+	return role;
+}
+
+/*
+ * apikey_actor_switched: true while running as the owner on a caller's
+ * behalf (inside apikey_create, apikey_rotate or the audit trigger).
+ */
+bool
+apikey_actor_switched(void)
+{
+	return OidIsValid(acting_caller) && GetUserId() == acting_owner;
+}
+
+/*
+ * apikey_acting_role() returns name: SQL face of apikey_actor_role.
+ */
+Datum
+apikey_acting_role(PG_FUNCTION_ARGS)
+{
+	Oid			role = apikey_actor_role();
+
+	PG_RETURN_DATUM(DirectFunctionCall1(namein,
+										CStringGetDatum(GetUserNameFromId(role, false))));
+}

@@ -44,7 +44,7 @@ apikey_build_install() {
 		stage_link_dir "$sharedir/extension" "$stage$sharedir/extension"
 		stage_link_dir "$sharedir" "$stage$sharedir"
 		PG_BINDIR=$stage$bindir
-		echo "build: installed into private stage $stage (no write access to $sharedir)"
+		echo "build: installed into the private stage $stage"
 	fi
 	export PG_BINDIR
 }

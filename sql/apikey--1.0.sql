@@ -179,7 +179,7 @@ COMMENT ON FUNCTION apikey.apikey_rotate(bigint, interval) IS
 CREATE FUNCTION apikey.acting_role()
 RETURNS name
 AS 'MODULE_PATHNAME', 'apikey_acting_role'
-LANGUAGE C STABLE STRICT;
+LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION apikey.acting_role() IS
 	'role on whose behalf the current statement runs (the caller inside apikey_create and apikey_rotate)';
 

@@ -128,20 +128,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 #ifndef FUZZ_LIBFUZZER
 
+#include "unit.h"
+
 #define SMOKE_INPUTS	200000
 #define SMOKE_MAXLEN	300
 
-/* xorshift64*, fixed seed */
-static uint64_t prng_state = 0x0DDB1A5E5BAD5EEDull;
-
-static uint64_t
-prng_next(void)
-{
-	prng_state ^= prng_state >> 12;
-	prng_state ^= prng_state << 25;
-	prng_state ^= prng_state >> 27;
-	return prng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static size_t
 prng_below(size_t n)
@@ -304,6 +295,8 @@ main(void)
 {
 	static uint8_t buf[SMOKE_MAXLEN + 1];
 	long		i;
+
+	prng_seed(0x0DDB1A5E5BAD5EEDull);
 
 	for (i = 0; i < SMOKE_INPUTS; i++)
 	{

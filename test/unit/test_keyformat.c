@@ -17,41 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "unit.h"
 #include <zlib.h>
 
-static int	test_num = 0;
-static int	test_failed = 0;
 
-/*
- * ok
- *		Report one TAP result.
- */
-static void
-ok(bool cond, const char *fmt,...)
-{
-	va_list		ap;
-
-	test_num++;
-	if (!cond)
-		test_failed++;
-	printf("%sok %d - ", cond ? "" : "not ", test_num);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
-
-/* xorshift64*: a fixed-seed PRNG, good enough for test inputs. */
-static uint64_t prng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t
-prng_next(void)
-{
-	prng_state ^= prng_state >> 12;
-	prng_state ^= prng_state << 25;
-	prng_state ^= prng_state >> 27;
-	return prng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static const char base62[] =
 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

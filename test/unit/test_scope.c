@@ -14,27 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int	test_num = 0;
-static int	test_failed = 0;
+#include "unit.h"
 
-/*
- * ok
- *		Report one TAP result.
- */
-static void
-ok(bool cond, const char *fmt,...)
-{
-	va_list		ap;
-
-	test_num++;
-	if (!cond)
-		test_failed++;
-	printf("%sok %d - ", cond ? "" : "not ", test_num);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-}
 
 /*
  * esc

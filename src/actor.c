@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -58,11 +59,11 @@ apikey_actor_init(void)
 }
 
 /*
- * apikey_actor_switch: run as owner from now on, remembering the caller.
- * Returns what apikey_actor_restore needs to undo it.
+ * switch_to: run as owner from now on, remembering the caller.  Returns
+ * what switch_back needs to undo it.
  */
-ApikeyActorSwitch
-apikey_actor_switch(Oid owner)
+static ApikeyActorSwitch
+switch_to(Oid owner)
 {
 	ApikeyActorSwitch saved;
 
@@ -78,14 +79,35 @@ apikey_actor_switch(Oid owner)
 }
 
 /*
- * apikey_actor_restore: back to the caller.
+ * switch_back: back to the caller.
  */
-void
-apikey_actor_restore(ApikeyActorSwitch saved)
+static void
+switch_back(ApikeyActorSwitch saved)
 {
 	SetUserIdAndSecContext(saved.userid, saved.sec_context);
 	acting_caller = saved.prev_caller;
 	acting_owner = saved.prev_owner;
+}
+
+/*
+ * apikey_actor_begin / apikey_actor_end: switch to owner and connect to SPI
+ * for the statements run on the caller's behalf; disconnect and switch back.
+ */
+ApikeyActorSwitch
+apikey_actor_begin(Oid owner)
+{
+	ApikeyActorSwitch saved = switch_to(owner);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return saved;
+}
+
+void
+apikey_actor_end(ApikeyActorSwitch saved)
+{
+	SPI_finish();
+	switch_back(saved);
 }
 
 /*

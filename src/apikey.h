@@ -50,8 +50,8 @@ typedef struct ApikeyActorSwitch
 } ApikeyActorSwitch;
 
 extern void apikey_actor_init(void);
-extern ApikeyActorSwitch apikey_actor_switch(Oid owner);
-extern void apikey_actor_restore(ApikeyActorSwitch saved);
+extern ApikeyActorSwitch apikey_actor_begin(Oid owner);
+extern void apikey_actor_end(ApikeyActorSwitch saved);
 extern Oid	apikey_actor_role(void);
 extern bool apikey_actor_switched(void);
 

@@ -83,16 +83,13 @@ apikey_keys_audit(PG_FUNCTION_ARGS)
 	argtypes[1] = argtypes[2] = rel->rd_rel->reltype;
 	args[0] = CStringGetTextDatum(op);
 
-	saved = apikey_actor_switch(rel->rd_rel->relowner);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	saved = apikey_actor_begin(rel->rd_rel->relowner);
 	ret = SPI_execute_with_args("SELECT apikey.keys_audit_row($1, $2, $3)",
 								3, argtypes, args, nulls, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not write the audit row: %s",
 			 SPI_result_code_string(ret));
-	SPI_finish();
-	apikey_actor_restore(saved);
+	apikey_actor_end(saved);
 
 	return PointerGetDatum(NULL);
 }

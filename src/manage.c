@@ -342,9 +342,7 @@ apikey_create(PG_FUNCTION_ARGS)
 	args[13] = PointerGetDatum(m.hash);
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
-	saved = apikey_actor_switch(cat->keys_owner);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	saved = apikey_actor_begin(cat->keys_owner);
 	ret = SPI_execute_with_args(
 								"INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
 								" resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
@@ -356,8 +354,7 @@ apikey_create(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert into apikey.keys: %s", SPI_result_code_string(ret));
 	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										 SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	apikey_actor_restore(saved);
+	apikey_actor_end(saved);
 
 	outvals[0] = Int64GetDatum(key_id);
 	outvals[1] = PointerGetDatum(m.key);
@@ -430,9 +427,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 												 IntervalPGetDatum(&zero))) > 0;
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
-	saved = apikey_actor_switch(cat->keys_owner);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	saved = apikey_actor_begin(cat->keys_owner);
 
 	/* lock the row: a concurrent rotation waits here, then sees ours */
 	selargs[0] = Int64GetDatum(key_id);
@@ -473,8 +468,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 								5, updargtypes, updargs, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not rotate api key: %s", SPI_result_code_string(ret));
-	SPI_finish();
-	apikey_actor_restore(saved);
+	apikey_actor_end(saved);
 
 	PG_RETURN_TEXT_P(m.key);
 }

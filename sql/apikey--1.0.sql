@@ -133,6 +133,17 @@ CREATE TYPE apikey.verification AS (
 );
 COMMENT ON TYPE apikey.verification IS
 	'result of apikey_verify: valid, code (VALID, MALFORMED, NOT_FOUND, ...), HTTP status and the key''s identity';
+COMMENT ON COLUMN apikey.verification.valid IS 'true only for code VALID';
+COMMENT ON COLUMN apikey.verification.code IS 'VALID, MALFORMED, NOT_FOUND, DISABLED, EXPIRED, INSUFFICIENT_SCOPE, IP_DENIED, RESOURCE_DENIED or RATE_LIMITED';
+COMMENT ON COLUMN apikey.verification.http_status IS 'HTTP status for the code: 200, 401, 403, 404 or 429';
+COMMENT ON COLUMN apikey.verification.key_id IS 'the key''s id; NULL for MALFORMED and NOT_FOUND';
+COMMENT ON COLUMN apikey.verification.name IS 'the key''s name; NULL for MALFORMED and NOT_FOUND';
+COMMENT ON COLUMN apikey.verification.owner IS 'the key''s application owner id';
+COMMENT ON COLUMN apikey.verification.scopes IS 'the scopes granted to the key';
+COMMENT ON COLUMN apikey.verification.resources IS 'the resources the key is bound to; NULL: all';
+COMMENT ON COLUMN apikey.verification.meta IS 'the key''s free-form metadata';
+COMMENT ON COLUMN apikey.verification.expires_at IS 'when the key expires; NULL: never';
+COMMENT ON COLUMN apikey.verification.retry_after IS 'for RATE_LIMITED: when to retry';
 
 CREATE FUNCTION apikey.apikey_create(
 	name text,
@@ -375,6 +386,28 @@ SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
   FROM apikey.keys k;
 COMMENT ON VIEW apikey.key_status IS
 	'keys with their state (active, disabled, expired, rotating), hint and last use; no secrets';
+COMMENT ON COLUMN apikey.key_status.state IS 'disabled, expired, rotating (old secret in its grace period) or active';
+/* the other columns mean what they mean in apikey.keys */
+DO $comments$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN
+		SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS descr
+		  FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid OPERATOR(pg_catalog.=) 'apikey.key_status'::pg_catalog.regclass
+		   AND a.attnum OPERATOR(pg_catalog.>) 0
+		   AND a.attname OPERATOR(pg_catalog.<>) 'state'
+	LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN apikey.key_status.%I IS %L',
+			c.attname,
+			pg_catalog.col_description('apikey.keys'::pg_catalog.regclass,
+				(SELECT k.attnum FROM pg_catalog.pg_attribute k
+				  WHERE k.attrelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
+					AND k.attname OPERATOR(pg_catalog.=) c.attname)));
+	END LOOP;
+END
+$comments$;
 
 /* pg_dump keeps the keys (and so every key keeps verifying) and the audit */
 SELECT pg_catalog.pg_extension_config_dump('apikey.keys', '');

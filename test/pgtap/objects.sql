@@ -196,11 +196,11 @@ SELECT isnt(obj_description('apikey.verification'::regtype, 'pg_type'), NULL,
 SELECT isnt(obj_description('apikey.keys'::regclass, 'pg_class'), NULL, 'apikey.keys has a comment');
 SELECT is(ARRAY(SELECT c.oid::regclass::text || '.' || a.attname
                   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-                 WHERE c.relnamespace = 'apikey'::regnamespace AND c.relkind IN ('r', 'p')
+                 WHERE c.relnamespace = 'apikey'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'c')
                    AND a.attnum > 0 AND NOT a.attisdropped
                    AND col_description(c.oid, a.attnum) IS NULL
                  ORDER BY 1),
-          '{}'::text[], 'every column of every apikey table has a comment');
+          '{}'::text[], 'every column of every apikey table, view and composite type has a comment');
 SELECT isnt(obj_description(s.regproc::regprocedure, 'pg_proc'), NULL, format('apikey.%s has a comment', s.fn))
   FROM sig s ORDER BY s.fn;
 

@@ -23,6 +23,14 @@ $roles$;
 REVOKE ALL ON SCHEMA apikey FROM PUBLIC;
 GRANT USAGE ON SCHEMA apikey TO apikey_admin, apikey_manager, apikey_verifier;
 
+/* The scope rules apikey_create enforces, for the CHECK on apikey.keys. */
+CREATE FUNCTION apikey.scopes_valid(scopes text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_scopes_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.scopes_valid(text[]) IS
+	'true if every scope is well formed, within the limits, and there are at most 64 (the CHECK on apikey.keys.scopes)';
+
 /*
  * apikey.keys: one row per key.  The secret itself is never stored, only
  * the SHA-256 of the whole key string.
@@ -43,18 +51,17 @@ CREATE TABLE apikey.keys (
 	owner_role		name NOT NULL,
 	scopes			text[] NOT NULL
 		CONSTRAINT keys_scopes_check
-		CHECK (pg_catalog.array_position(scopes, NULL) IS NULL
-			   AND COALESCE(pg_catalog.array_ndims(scopes), 1) OPERATOR(pg_catalog.=) 1
-			   AND pg_catalog.array_to_string(scopes, ' ') OPERATOR(pg_catalog.~)
-			   '^(([a-z0-9_.-]+|[*])(:([a-z0-9_.-]+|[*]))*( ([a-z0-9_.-]+|[*])(:([a-z0-9_.-]+|[*]))*)*)?$'),
+		CHECK (apikey.scopes_valid(scopes)),
 	resources		text[]
 		CONSTRAINT keys_resources_check
-		CHECK (pg_catalog.cardinality(resources) OPERATOR(pg_catalog.>) 0
+		CHECK (pg_catalog.array_ndims(resources) OPERATOR(pg_catalog.=) 1
+			   AND pg_catalog.cardinality(resources) OPERATOR(pg_catalog.>) 0
 			   AND pg_catalog.array_position(resources, NULL) IS NULL
 			   AND pg_catalog.array_position(resources, '') IS NULL),
 	allowed_cidrs	cidr[]
 		CONSTRAINT keys_allowed_cidrs_check
-		CHECK (pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.>) 0
+		CHECK (pg_catalog.array_ndims(allowed_cidrs) OPERATOR(pg_catalog.=) 1
+			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.>) 0
 			   AND pg_catalog.array_position(allowed_cidrs, NULL) IS NULL),
 	meta			jsonb NOT NULL DEFAULT '{}'
 		CONSTRAINT keys_meta_check
@@ -426,6 +433,7 @@ REVOKE ALL ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, tex
 REVOKE ALL ON FUNCTION apikey.apikey_verify(text, text[], text, inet) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.apikey_rotate(bigint, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.acting_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.scopes_valid(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
@@ -447,4 +455,7 @@ GRANT EXECUTE ON FUNCTION apikey.apikey_verify(text, text[], text, inet)
 GRANT EXECUTE ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[])
 	TO apikey_manager, apikey_admin;
 GRANT EXECUTE ON FUNCTION apikey.apikey_rotate(bigint, interval)
+	TO apikey_manager, apikey_admin;
+-- the scopes CHECK runs with the privileges of whoever updates a key
+GRANT EXECUTE ON FUNCTION apikey.scopes_valid(text[])
 	TO apikey_manager, apikey_admin;

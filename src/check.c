@@ -73,6 +73,10 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 	int			n;
 	int			i;
 
+	if (ARR_NDIM(required) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required scopes must be a one-dimensional array")));
 	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
 	req->nscopes = n;

@@ -25,6 +25,10 @@ check_default_prefix(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || !kf_prefix_valid(*newval, strlen(*newval)))
 	{
 		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		/* the default message quotes the value: not if it could be a key */
+		if (*newval != NULL && strlen(*newval) > KF_PREFIX_MAX)
+			GUC_check_errmsg("invalid value for parameter \"%s\"",
+							 "apikey.default_prefix");
 		GUC_check_errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.");
 		return false;
 	}

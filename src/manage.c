@@ -37,6 +37,7 @@
 
 PG_FUNCTION_INFO_V1(apikey_create);
 PG_FUNCTION_INFO_V1(apikey_rotate);
+PG_FUNCTION_INFO_V1(apikey_scopes_valid);
 
 /* A freshly minted key and what is stored of it. */
 typedef struct Minted
@@ -144,6 +145,38 @@ validate_scopes(ArrayType *scopes)
 					 errdetail("A scope is segments of [a-z0-9_.-] or \"*\" separated by colons, at most %d bytes and %d segments.",
 							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
 	}
+}
+
+/*
+ * apikey_scopes_valid(text[]) returns boolean: the CHECK constraint on
+ * apikey.keys.scopes, so direct UPDATEs obey the rules apikey_create
+ * enforces with its detailed errors.
+ */
+Datum
+apikey_scopes_valid(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (ARR_NDIM(arr) > 1)
+		PG_RETURN_BOOL(false);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n > MAX_SCOPES)
+		PG_RETURN_BOOL(false);
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			PG_RETURN_BOOL(false);
+		t = DatumGetTextPP(elems[i]);
+		if (!scope_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+			PG_RETURN_BOOL(false);
+	}
+	PG_RETURN_BOOL(true);
 }
 
 /*

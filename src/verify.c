@@ -58,8 +58,13 @@ apikey_verify(PG_FUNCTION_ARGS)
 	bool		nulls[VERIFICATION_NATTS];
 
 	memset(&req, 0, sizeof(req));
-	if (!PG_ARGISNULL(1))
-		apikey_request_set_scopes(&req, PG_GETARG_ARRAYTYPE_P(1));
+	/* a NULL here is a caller's bug: fail loudly, never skip the check */
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("required_scopes must not be null"),
+				 errhint("Use '{}' to require no scope.")));
+	apikey_request_set_scopes(&req, PG_GETARG_ARRAYTYPE_P(1));
 	if (!PG_ARGISNULL(2))
 	{
 		text	   *r = PG_GETARG_TEXT_PP(2);

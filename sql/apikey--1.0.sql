@@ -40,7 +40,7 @@ CREATE TABLE apikey.keys (
 	name			text NOT NULL
 		CONSTRAINT keys_name_check
 		CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 256
-			   AND pg_catalog.btrim(name) OPERATOR(pg_catalog.<>) ''),
+			   AND name OPERATOR(pg_catalog.~) '[^[:space:]]'),
 	prefix			text NOT NULL
 		CONSTRAINT keys_prefix_check
 		CHECK (prefix OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,30}[a-z0-9]$'),
@@ -315,7 +315,8 @@ COMMENT ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) IS
 CREATE FUNCTION apikey.keys_audit()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'apikey_keys_audit'
-LANGUAGE C;
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION apikey.keys_audit() IS
 	'trigger: append one apikey.audit row for each created, rotated, enabled, disabled, updated or deleted key';
 
@@ -323,6 +324,29 @@ CREATE TRIGGER keys_audit
 	AFTER INSERT OR UPDATE OR DELETE ON apikey.keys
 	FOR EACH ROW EXECUTE FUNCTION apikey.keys_audit();
 COMMENT ON TRIGGER keys_audit ON apikey.keys IS 'writes the audit trail';
+
+/*
+ * apikey.refuse_rate_limit(): direct UPDATEs may not set a rate limit
+ * either, while there is no shared-memory limiter (SQLSTATE 55000 without
+ * shared_preload_libraries).  Invalid limits are left to the CHECKs.
+ */
+CREATE FUNCTION apikey.refuse_rate_limit()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_refuse_rate_limit'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.refuse_rate_limit() IS
+	'trigger: refuses setting a rate limit that this server cannot enforce';
+
+CREATE TRIGGER keys_refuse_rate_limit
+	BEFORE UPDATE OF rate_limit, rate_window ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.rate_limit OPERATOR(pg_catalog.>) 0
+		  AND NEW.rate_window OPERATOR(pg_catalog.>) '0'::pg_catalog.interval
+		  AND (OLD.rate_limit IS DISTINCT FROM NEW.rate_limit
+			   OR OLD.rate_window IS DISTINCT FROM NEW.rate_window))
+	EXECUTE FUNCTION apikey.refuse_rate_limit();
+COMMENT ON TRIGGER keys_refuse_rate_limit ON apikey.keys IS
+	'a rate limit set by UPDATE must be enforceable, as with apikey_create';
 
 /*
  * apikey.audit_immutable(): refuses UPDATE, DELETE and TRUNCATE on
@@ -335,7 +359,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles
-			 WHERE rolname OPERATOR(pg_catalog.=) pg_catalog.current_user) THEN
+			 WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
 		RAISE EXCEPTION 'apikey.audit is append-only'
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'Only a superuser can remove audit rows.';
@@ -437,6 +461,7 @@ REVOKE ALL ON FUNCTION apikey.scopes_valid(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.refuse_rate_limit() FROM PUBLIC;
 
 GRANT SELECT (id, name, prefix, hint, owner, owner_role, scopes, resources,
 			  allowed_cidrs, meta, enabled, expires_at, rate_limit, rate_window,

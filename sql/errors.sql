@@ -246,6 +246,10 @@ UPDATE apikey.keys SET rate_limit = 10 WHERE id = :id;
 UPDATE apikey.keys SET rate_window = '1 minute' WHERE id = :id;
 UPDATE apikey.keys SET rate_limit = 0, rate_window = '1 minute' WHERE id = :id;
 UPDATE apikey.keys SET rate_limit = 10, rate_window = '0' WHERE id = :id;
+-- a valid limit set by UPDATE is refused like one given to apikey_create
+UPDATE apikey.keys SET rate_limit = 10, rate_window = '1 minute' WHERE id = :id;
+-- a name of only whitespace (not just spaces)
+UPDATE apikey.keys SET name = E'\t\n ' WHERE id = :id;
 UPDATE apikey.keys SET secret_hash = '\x00' WHERE id = :id;
 UPDATE apikey.keys SET grace_secret_hash = sha256('x') WHERE id = :id;
 UPDATE apikey.keys SET grace_until = now() + interval '1 hour' WHERE id = :id;

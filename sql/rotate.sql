@@ -222,7 +222,9 @@ UPDATE apikey.keys SET expires_at = now() - interval '1 second' WHERE id = :exp_
 SELECT apikey.apikey_rotate(:exp_id, '1 hour') AS exp_new \gset
 SELECT pg_temp.code(:'exp_new') AS code;
 SELECT key_id AS rl_id FROM apikey.apikey_create('limited', '{}') \gset
+SET session_replication_role = replica;	-- limits cannot be set otherwise yet
 UPDATE apikey.keys SET rate_limit = 100, rate_window = '1 hour' WHERE id = :rl_id;
+RESET session_replication_role;
 SELECT apikey.apikey_rotate(:rl_id) AS rl_new \gset
 SELECT pg_temp.code(:'rl_new') AS code, rate_limit, rate_window FROM apikey.keys WHERE id = :rl_id;
 SELECT pg_temp.code(:'other') AS bystander, pg_temp.code(:'k9') AS rotating;

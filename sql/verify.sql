@@ -264,11 +264,16 @@ SELECT n, c.key_name, c.res, v.valid, v.code, v.http_status,
  ORDER BY n;
 
 --
--- RATE_LIMITED: a limit set by hand is refused without the shared-memory
--- buckets (fail closed), every time
+-- RATE_LIMITED: setting a limit is refused without the shared-memory
+-- buckets (55000); a limited key that exists anyway (restored from a
+-- server that had them, or written with triggers off as here) is refused
+-- every time (fail closed)
 --
 SELECT key_id AS rl_id, key AS rl FROM apikey.apikey_create('rate limited', '{jobs:read}') \gset
 UPDATE apikey.keys SET rate_limit = 10, rate_window = '1 minute' WHERE id = :rl_id;
+SET session_replication_role = replica;
+UPDATE apikey.keys SET rate_limit = 10, rate_window = '1 minute' WHERE id = :rl_id;
+RESET session_replication_role;
 SELECT v.valid, v.code, v.http_status, v.key_id = :rl_id AS key_id_ok, v.name, v.scopes
   FROM apikey.apikey_verify(:'rl', '{jobs:read}') v;
 SELECT count(*) AS attempts, count(*) FILTER (WHERE v.code = 'RATE_LIMITED') AS rate_limited
@@ -294,7 +299,9 @@ INSERT INTO reqs VALUES
 SELECT r.n, r.fails, v.code, v.http_status
   FROM reqs r, LATERAL apikey.apikey_verify(:'ord', r.required, r.resource, r.addr) v ORDER BY r.n;
 -- with a rate limit: the request failing nothing else is RATE_LIMITED
+SET session_replication_role = replica;
 UPDATE apikey.keys SET rate_limit = 10, rate_window = '1 minute' WHERE id = :ord_id;
+RESET session_replication_role;
 SELECT r.n, r.fails, v.code, v.http_status
   FROM reqs r, LATERAL apikey.apikey_verify(:'ord', r.required, r.resource, r.addr) v ORDER BY r.n;
 -- rate limited and expired: EXPIRED for every request

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -38,6 +39,7 @@
 PG_FUNCTION_INFO_V1(apikey_create);
 PG_FUNCTION_INFO_V1(apikey_rotate);
 PG_FUNCTION_INFO_V1(apikey_scopes_valid);
+PG_FUNCTION_INFO_V1(apikey_refuse_rate_limit);
 
 /* A freshly minted key and what is stored of it. */
 typedef struct Minted
@@ -245,6 +247,24 @@ validate_cidrs(ArrayType *cidrs)
 					 errmsg("allowed_cidrs must not contain null elements")));
 }
 
+/*
+ * refuse_rate_limit: token buckets live in shared memory.  Without it a
+ * limit could not be enforced, so it is refused rather than silently
+ * ignored; and this version has no token buckets yet.
+ */
+static void
+refuse_rate_limit(void)
+{
+	if (!apikey_loaded_at_startup)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("rate limits require apikey in shared_preload_libraries"),
+				 errhint("Add apikey to shared_preload_libraries and restart the server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("rate limits are not supported by this version of apikey")));
+}
+
 static void
 validate_rate_limit(FunctionCallInfo fcinfo)
 {
@@ -268,18 +288,20 @@ validate_rate_limit(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rate_window must be positive")));
 
-	/*
-	 * Token buckets live in shared memory.  Without it a limit could not be
-	 * enforced, so it is refused rather than silently ignored.
-	 */
-	if (!apikey_loaded_at_startup)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("rate limits require apikey in shared_preload_libraries"),
-				 errhint("Add apikey to shared_preload_libraries and restart the server.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("rate limits are not supported by this version of apikey")));
+	refuse_rate_limit();
+}
+
+/*
+ * apikey_refuse_rate_limit: trigger function, BEFORE UPDATE on apikey.keys
+ * WHEN a valid rate limit is being set: direct UPDATEs obey the same rule.
+ */
+Datum
+apikey_refuse_rate_limit(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "apikey_refuse_rate_limit must be called as a trigger");
+	refuse_rate_limit();
+	PG_RETURN_NULL();			/* not reached */
 }
 
 /*

@@ -44,14 +44,13 @@ UPDATE apikey.keys SET enabled = false WHERE id = :key_id;
 SELECT code, http_status FROM apikey.apikey_verify(:'rotated_key');
 
 -- what a DBA sees: no secret anywhere
-SELECT id, name, prefix, hint, owner, scopes, enabled, expires_at IS NOT NULL AS expires
-  FROM apikey.keys;
+SELECT id, name, hint, owner, scopes, state, expires_at IS NOT NULL AS expires
+  FROM apikey.key_status;
+
+-- the audit trail of every change (never a secret)
+SELECT id, action, key_id, actor_current_user AS actor,
+       coalesce(detail->'new'->>'name', detail->>'new_hint', (detail->'new')::text) AS what
+  FROM apikey.audit ORDER BY id;
 SQL
 
-if psql -X -Atqc "SELECT to_regclass('apikey.audit') IS NOT NULL" | grep -q t; then
-	psql -X -v ON_ERROR_STOP=1 --echo-queries -P pager=off <<'SQL'
--- the audit trail of every change
-SELECT id, action, key_id, actor_current_user, detail FROM apikey.audit ORDER BY id;
-SQL
-fi
 echo "== demo done (cluster removed)"

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# bench/run.sh: benchmark apikey_verify against a plain-SQL floor and a
+# hand-written PL/pgSQL verify, in-server and with pgbench, on a throwaway
+# cluster.  Writes the summary and the EXPLAIN output of every in-server
+# query to bench/results/latest.txt.  See bench/README.md.
+#
+#   bench/run.sh                 defaults: 100k keys, 5 rounds, 10 s pgbench
+#
+# Environment:
+#   BENCH_KEYS=100000            keys created with apikey.apikey_create
+#   BENCH_LOOP=100000            rows of the shuffled in-server loop table
+#   BENCH_ROUNDS=5               in-server rounds (best and median reported)
+#   BENCH_SECONDS=10             seconds per pgbench variant (0: skip pgbench)
+#   BENCH_PGBENCH_ROUNDS=2       pgbench rounds, variant order rotated (best TPS
+#                                reported)
+#   BENCH_CLIENTS=2              pgbench clients (and threads)
+#   BENCH_PGBENCH_MODE=prepared  pgbench -M (prepared or extended; the
+#                                scripts pass scopes as a parameter)
+#   BENCH_PERF=0                 1: also perf-profile in-server loops (needs
+#                                perf) into bench/results/perf-<variant>.txt
+#   BENCH_PERF_VARIANTS="verify floor"  which loops to profile
+#   BENCH_PERF_SECONDS=10        length of each profile
+#   BENCH_PERF_KEEP=             a directory to keep the perf.data files in
+#   BENCH_SKIP_BUILD=0           1: do not build/install the extension first
+#
+# Idempotent: every run starts from a fresh cluster, which is stopped and
+# removed on exit.  Works as root (the server runs as "postgres") or as a
+# normal user (scripts/build.sh stages a private install).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$BENCH_DIR/.." && pwd)
+export REPO_ROOT
+cd "$REPO_ROOT"
+
+NKEYS=${BENCH_KEYS:-100000}
+NLOOP=${BENCH_LOOP:-100000}
+ROUNDS=${BENCH_ROUNDS:-5}
+SECONDS_EACH=${BENCH_SECONDS:-10}
+PGB_ROUNDS=${BENCH_PGBENCH_ROUNDS:-2}
+CLIENTS=${BENCH_CLIENTS:-2}
+PGB_MODE=${BENCH_PGBENCH_MODE:-prepared}
+PERF=${BENCH_PERF:-0}
+PERF_SECONDS=${BENCH_PERF_SECONDS:-10}
+SCOPES='{jobs:read}'
+
+for v in NKEYS NLOOP ROUNDS SECONDS_EACH PGB_ROUNDS CLIENTS PERF_SECONDS; do
+	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
+		echo "run.sh: $v must be a non-negative integer" >&2
+		exit 2
+	fi
+done
+if [ "$NKEYS" -lt 1 ] || [ "$NLOOP" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then
+	echo "run.sh: BENCH_KEYS, BENCH_LOOP and BENCH_ROUNDS must be at least 1" >&2
+	exit 2
+fi
+case "$PGB_MODE" in
+	prepared | extended) ;;
+	*) echo "run.sh: BENCH_PGBENCH_MODE must be prepared or extended" >&2; exit 2 ;;
+esac
+
+RESULTS="$BENCH_DIR/results"
+mkdir -p "$RESULTS"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/apikey-bench.XXXXXX")
+chmod 755 "$WORK"
+PERF_PSQL_PID=
+cleanup() {
+	if [ -n "$PERF_PSQL_PID" ]; then
+		kill "$PERF_PSQL_PID" 2>/dev/null || true
+	fi
+	if declare -F cluster_stop >/dev/null; then
+		cluster_stop
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- build
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+	say "build and install apikey"
+	. scripts/build.sh
+	apikey_build_install
+fi
+
+# -------------------------------------------------------------- cluster
+. scripts/cluster.sh
+# cluster_start installs its own traps (cluster_stop); put ours back, which
+# also calls cluster_stop
+say "start a throwaway cluster"
+cluster_start 'shared_buffers = 256MB' 'jit = off'
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
+
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -d postgres)
+
+# ---------------------------------------------------------------- setup
+say "create $NKEYS keys, a shuffled loop table of $NLOOP rows, VACUUM ANALYZE"
+t0=$(date +%s)
+"${PSQL[@]}" -v nkeys="$NKEYS" -v nloop="$NLOOP" -f "$BENCH_DIR/setup.sql" \
+	>"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out" >&2; exit 1; }
+cat "$WORK/setup.out" >&2
+SETUP_SECONDS=$(($(date +%s) - t0))
+
+mapfile -t VARIANTS < <("${PSQL[@]}" -At -c "SELECT name FROM bench.variant ORDER BY ord")
+
+# -------------------------------------------------------------- explain
+# Every in-server query, as planned; the floor must be a SubPlan with an
+# Index Scan on keys_secret_hash_idx, and apikey_verify must appear once.
+say "EXPLAIN every in-server query"
+PLAN_PROBLEMS=()
+: >"$WORK/explain.txt"
+for v in "${VARIANTS[@]}"; do
+	q=$("${PSQL[@]}" -At -c "SELECT query FROM bench.variant WHERE name = '$v'")
+	{
+		echo "-- $v: $q"
+		"${PSQL[@]}" -At -c "SET jit = off" -c "EXPLAIN (VERBOSE, COSTS OFF) $q"
+		echo
+	} >"$WORK/explain-$v.txt"
+	cat "$WORK/explain-$v.txt" >>"$WORK/explain.txt"
+done
+if ! grep -q 'SubPlan' "$WORK/explain-floor.txt" ||
+	! grep -q 'Index Scan using keys_secret_hash_idx' "$WORK/explain-floor.txt"; then
+	PLAN_PROBLEMS+=("floor is not a SubPlan with an Index Scan on keys_secret_hash_idx")
+fi
+if grep -qiE 'Hash (Semi |Anti )?Join|Hash Cond' "$WORK/explain-floor.txt"; then
+	PLAN_PROBLEMS+=("floor was turned into a hash join")
+fi
+for v in verify verify_scope; do
+	# skip the "-- name: query" header line, count calls in the plan proper
+	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'apikey_verify(' | wc -l)
+	if [ "$n" -ne 1 ]; then
+		PLAN_PROBLEMS+=("$v: apikey_verify appears $n times in the plan, expected once")
+	fi
+done
+for v in plpgsql plpgsql_scope; do
+	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'plpgsql_verify(' | wc -l)
+	if [ "$n" -ne 1 ]; then
+		PLAN_PROBLEMS+=("$v: plpgsql_verify appears $n times in the plan, expected once")
+	fi
+done
+# one EXPLAIN ANALYZE (no timing) of the floor: the index scan runs once per row
+{
+	echo "-- floor, EXPLAIN (ANALYZE, TIMING OFF): the Index Scan runs once per loop row"
+	"${PSQL[@]}" -At -c "SET jit = off" \
+		-c "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) $("${PSQL[@]}" -At -c "SELECT query FROM bench.variant WHERE name = 'floor'")"
+	echo
+} >>"$WORK/explain.txt"
+for p in "${PLAN_PROBLEMS[@]}"; do
+	echo "WARNING: plan check failed: $p" >&2
+done
+
+# ------------------------------------------------------------ in-server
+# One session, jit off; a warm-up round (not recorded), then ROUNDS rounds,
+# each running every variant once in a rotated order.
+say "in-server: warm-up round, then $ROUNDS rounds of ${#VARIANTS[@]} variants over $NLOOP rows"
+{
+	echo "SET jit = off;"
+	echo "\\echo warm-up"
+	echo "SELECT bench.run_round(0);"
+	for r in $(seq 1 "$ROUNDS"); do
+		echo "\\echo round $r"
+		echo "SELECT bench.run_round($r);"
+	done
+} >"$WORK/inserver.sql"
+"${PSQL[@]}" -At -f "$WORK/inserver.sql" 2>&1 | tee "$WORK/inserver.out" >&2
+
+# ---------------------------------------------------------------- perf
+# perf_variant NAME: profile one in-server variant's loop in a fresh backend
+perf_variant() {
+	local v=$1 bpid= out="$RESULTS/perf-$1.txt"
+	PGAPPNAME=apikey-bench-perf "${PSQL[@]}" -At -c "SET jit = off" \
+		-c "SELECT bench.time_variant('$v', 0) FROM generate_series(1, 100000)" \
+		>/dev/null 2>&1 &
+	PERF_PSQL_PID=$!
+	for _ in $(seq 1 50); do
+		bpid=$("${PSQL[@]}" -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'apikey-bench-perf' AND state = 'active'")
+		[ -n "$bpid" ] && break
+		sleep 0.1
+	done
+	if [ -z "$bpid" ]; then
+		echo "perf: could not find the profiled backend for $v; skipped" >&2
+	else
+		sleep 1	# past plpgsql's first-call setup
+		perf record -q -g -o "$WORK/perf-$v.data" -p "$bpid" -- sleep "$PERF_SECONDS" >/dev/null 2>&1 || true
+		"${PSQL[@]}" -c "SELECT pg_cancel_backend($bpid)" >/dev/null 2>&1 || true
+		{
+			echo "perf profile of the in-server loop \"$v\": $("${PSQL[@]}" -At -c "SELECT label FROM bench.variant WHERE name = '$v'")"
+			echo "(backend $bpid, ${PERF_SECONDS}s, perf record -g; user-space samples only unless"
+			echo " perf_event_paranoid allows kernel ones; hex addresses are static functions"
+			echo " of the stripped postgres binary)"
+			echo
+			echo "== Self time by symbol (perf report --no-children -g none), top 50"
+			perf report -i "$WORK/perf-$v.data" --no-children --stdio -g none --percent-limit 0.2 2>/dev/null |
+				grep -v '^#' | grep -v '^$' | head -50
+			echo
+			echo "== Self time by shared object"
+			perf report -i "$WORK/perf-$v.data" --no-children --stdio -g none --sort dso 2>/dev/null |
+				grep -v '^#' | grep -v '^$'
+			echo
+			echo "== Inclusive time of named functions (perf report --children -g none), >= 0.3%"
+			perf report -i "$WORK/perf-$v.data" --children --stdio -g none --percent-limit 0.3 2>/dev/null |
+				grep -v '^#' | grep -v '^$' | grep -vE '\] 0x[0-9a-f]+ *$' | head -120
+			echo
+			echo "== Call graph (perf report --no-children --stdio), first 400 lines"
+			perf report -i "$WORK/perf-$v.data" --no-children --stdio 2>/dev/null | grep -v '^$' | head -400
+		} >"$out" || true
+		echo "perf report for $v written to $out" >&2
+		if [ -n "${BENCH_PERF_KEEP:-}" ]; then
+			mkdir -p "$BENCH_PERF_KEEP" && cp "$WORK/perf-$v.data" "$BENCH_PERF_KEEP/"
+		fi
+	fi
+	kill "$PERF_PSQL_PID" 2>/dev/null || true
+	wait "$PERF_PSQL_PID" 2>/dev/null || true
+	PERF_PSQL_PID=
+}
+
+if [ "$PERF" = 1 ]; then
+	if ! command -v perf >/dev/null 2>&1; then
+		echo "perf not found (Debian: apt-get install linux-perf); skipped" >&2
+	else
+		for v in ${BENCH_PERF_VARIANTS:-verify floor}; do
+			say "perf: profiling the $v loop for ${PERF_SECONDS}s"
+			perf_variant "$v"
+		done
+	fi
+fi
+
+# -------------------------------------------------------------- pgbench
+HAVE_PGBENCH=false
+if [ "$SECONDS_EACH" -gt 0 ] && [ "$PGB_ROUNDS" -gt 0 ]; then
+	HAVE_PGBENCH=true
+	PGB_VARIANTS=(pick floor plpgsql verify verify_scope)
+	say "pgbench: ${#PGB_VARIANTS[@]} variants x ${SECONDS_EACH}s x $PGB_ROUNDS round(s), $CLIENTS clients, -M $PGB_MODE"
+	for r in $(seq 1 "$PGB_ROUNDS"); do
+		nv=${#PGB_VARIANTS[@]}
+		for j in $(seq 0 $((nv - 1))); do
+			v=${PGB_VARIANTS[$(((j + r - 1) % nv))]}
+			out="$WORK/pgbench-$v-$r.out"
+			pgbench -n -M "$PGB_MODE" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_EACH" \
+				-D n="$NKEYS" -D scopes="$SCOPES" \
+				-f "$BENCH_DIR/pgbench/$v.pgbench" postgres >"$out" 2>&1 || {
+				cat "$out" >&2
+				exit 1
+			}
+			tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
+			lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
+			xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
+			failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+			if [ -z "$tps" ] || [ -z "$lat" ] || [ -z "$xacts" ] || [ "${failed:-0}" != 0 ]; then
+				cat "$out" >&2
+				echo "run.sh: pgbench variant $v failed" >&2
+				exit 1
+			fi
+			label=$(sed -n '1s/^-- [a-z_]*: //p' "$BENCH_DIR/pgbench/$v.pgbench")
+			printf '   round %d %-13s tps %10s  latency %s ms\n' "$r" "$v" "$tps" "$lat" >&2
+			"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$v', \$l\$$label\$l\$, $r, $tps, $lat, $xacts)"
+		done
+	done
+fi
+
+# -------------------------------------------------------------- summary
+say "summary"
+{
+	echo "apikey benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "git: $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(n=$(git -C "$REPO_ROOT" status --porcelain -- src sql 2>/dev/null | grep -c .); [ "$n" -gt 0 ] && echo " + $n uncommitted file(s) in src/ sql/")"
+	echo "server: $("${PSQL[@]}" -At -c 'SHOW server_version'), shared_buffers=256MB, jit=off, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
+	echo "keys: $NKEYS (apikey_create, scopes {jobs:read,write:databases}, created in ${SETUP_SECONDS}s incl. setup);" \
+		"loop: $NLOOP shuffled rows; in-server rounds: $ROUNDS"
+	if $HAVE_PGBENCH; then
+		echo "pgbench: $CLIENTS clients, ${SECONDS_EACH}s per variant, $PGB_ROUNDS round(s), -M $PGB_MODE, -D scopes=$SCOPES"
+	fi
+	for p in "${PLAN_PROBLEMS[@]}"; do
+		echo "WARNING: plan check failed: $p"
+	done
+	[ ${#PLAN_PROBLEMS[@]} -eq 0 ] && echo "plan checks: floor is a SubPlan with an Index Scan on keys_secret_hash_idx; each verify is called once per row"
+	echo
+	"${PSQL[@]}" -v have_pgbench="$HAVE_PGBENCH" -f "$BENCH_DIR/summary.sql"
+	echo
+	echo "In-server raw times per round (ms):"
+	sed 's/^/  /' "$WORK/inserver.out"
+	echo
+	echo "==================================================================="
+	echo "EXPLAIN (VERBOSE, COSTS OFF) of every in-server query"
+	echo "==================================================================="
+	cat "$WORK/explain.txt"
+} >"$WORK/latest.txt"
+cp "$WORK/latest.txt" "$RESULTS/latest.txt"
+# print everything but the EXPLAIN appendix
+sed '/^=====/,$d' "$RESULTS/latest.txt"
+echo "results written to $RESULTS/latest.txt"

@@ -1,0 +1,66 @@
+-- bench/summary.sql: the final tables, from bench.timing and bench.pgbench.
+\set ON_ERROR_STOP 1
+\pset footer off
+\pset null ''
+
+CREATE TEMP VIEW s AS
+WITH r AS (SELECT count(*)::float8 AS nrows FROM bench.loop),
+t AS (
+	SELECT name, min(ms) AS best, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS med,
+	       min(n) AS nmin, max(n) AS nmax, count(*) AS rounds
+	  FROM bench.timing GROUP BY name
+),
+l AS (SELECT best AS lbest, med AS lmed FROM t WHERE name = 'loop')
+SELECT v.ord, v.name, v.label, t.best, t.med, t.rounds,
+       CASE WHEN v.name = 'loop' THEN t.best * 1000 / r.nrows
+            ELSE (t.best - l.lbest) * 1000 / r.nrows END AS us_best,
+       CASE WHEN v.name = 'loop' THEN t.med * 1000 / r.nrows
+            ELSE (t.med - l.lmed) * 1000 / r.nrows END AS us_med,
+       t.nmin = r.nrows AND t.nmax = r.nrows AS all_rows_passed
+  FROM bench.variant v JOIN t USING (name), l, r;
+
+\echo 'In-server, one backend, jit off: per-call µs = (time - loop time) / rows'
+\echo '(loop row: the loop itself, µs per row, not subtracted)'
+SELECT name AS variant, label AS "what each row does",
+       round(best::numeric, 1) AS best_ms, round(med::numeric, 1) AS median_ms,
+       round(us_best::numeric, 3) AS "µs/call best", round(us_med::numeric, 3) AS "µs/call median",
+       all_rows_passed AS "all valid"
+  FROM s ORDER BY ord;
+
+\echo 'In-server ratios of per-call cost (< 1: apikey_verify is faster)'
+\echo '(best: of the best times; median: of the median times; paired: median over rounds of the'
+\echo ' ratio within one round, which is the most robust against a machine whose load drifts)'
+CREATE TEMP VIEW net AS
+SELECT t.round, t.name, t.ms - l.ms AS net
+  FROM bench.timing AS t
+  JOIN bench.timing AS l ON l.round = t.round AND l.name = 'loop';
+
+SELECT p.label AS ratio,
+       round((a.us_best / b.us_best)::numeric, 3) AS best,
+       round((a.us_med / b.us_med)::numeric, 3) AS median,
+       (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY na.net / nb.net)::numeric, 3)
+          FROM net AS na JOIN net AS nb ON nb.round = na.round
+         WHERE na.name = p.a AND nb.name = p.b) AS paired
+  FROM (VALUES (1, 'apikey_verify(key) / SQL floor', 'verify', 'floor'),
+               (2, 'apikey_verify(key) / plpgsql_verify(key, ''{}'')', 'verify', 'plpgsql'),
+               (3, 'apikey_verify(key, ''{jobs:read}'') / SQL floor', 'verify_scope', 'floor'),
+               (4, 'apikey_verify(key, ''{jobs:read}'') / plpgsql_verify(key, ''{jobs:read}'')', 'verify_scope', 'plpgsql_scope'),
+               (5, 'plpgsql_verify(key, ''{}'') / SQL floor', 'plpgsql', 'floor'))
+       AS p(ord, label, a, b)
+  JOIN s AS a ON a.name = p.a
+  JOIN s AS b ON b.name = p.b
+ ORDER BY p.ord;
+
+\if :have_pgbench
+\echo 'pgbench -M prepared, 2 clients, one random key per transaction (best of the pgbench rounds)'
+\echo '(time/tx vs floor = floor TPS / variant TPS; < 1: faster than the floor)'
+WITH b AS (
+	SELECT DISTINCT ON (name) name, label, tps, lat_ms, xacts
+	  FROM bench.pgbench ORDER BY name, tps DESC
+), f AS (SELECT tps AS ftps FROM b WHERE name = 'floor')
+SELECT name AS variant, label AS "statement", round(tps::numeric, 0) AS tps,
+       round(lat_ms::numeric, 3) AS "latency ms", xacts AS transactions,
+       round((ftps / tps)::numeric, 3) AS "time/tx vs floor"
+  FROM b, f
+ ORDER BY array_position(ARRAY['pick', 'floor', 'plpgsql', 'verify', 'verify_scope'], name);
+\endif

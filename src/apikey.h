@@ -31,6 +31,8 @@
 #include "postgres.h"
 
 #include "access/attnum.h"
+#include "executor/tuptable.h"
+#include "utils/relcache.h"
 #include "storage/lockdefs.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
@@ -65,8 +67,8 @@ typedef struct ApikeyCatalog
 	Oid			namespace_oid;
 	Oid			keys_relid;
 	Oid			keys_owner;		/* owner of apikey.keys: create/rotate act as it */
-	Oid			secret_hash_idx;
-	Oid			grace_hash_idx;
+	Oid			prefix_idx;		/* on apikey.hash_prefix(secret_hash) */
+	Oid			grace_prefix_idx;	/* same on grace_secret_hash */
 	AttrNumber	att_id;
 	AttrNumber	att_name;
 	AttrNumber	att_owner;
@@ -79,6 +81,8 @@ typedef struct ApikeyCatalog
 	AttrNumber	att_rate_limit;
 	AttrNumber	att_rate_window;
 	AttrNumber	att_grace_until;
+	AttrNumber	att_secret_hash;
+	AttrNumber	att_grace_secret_hash;
 } ApikeyCatalog;
 
 extern void apikey_catalog_init(void);
@@ -86,6 +90,23 @@ extern const ApikeyCatalog *apikey_catalog_lock(LOCKMODE lockmode);
 
 /* secret.c */
 #define APIKEY_HASH_LEN 32
+
+/*
+ * apikey_hash_prefix_of: the first 8 bytes of a hash as a bigint, big
+ * endian.  The verify path probes an index on this (half the B-tree depth
+ * of one on the 32-byte hash) and rechecks the whole hash.
+ */
+static inline int64
+apikey_hash_prefix_of(const uint8 *hash, size_t len)
+{
+	uint64		v = 0;
+	size_t		i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | (i < len ? hash[i] : 0);
+	return (int64) v;
+}
+
 extern void apikey_secret_mint(const char *prefix, char *key, size_t keysize);
 extern void apikey_secret_hash(const char *key, size_t len, uint8 *hash);
 
@@ -105,7 +126,11 @@ typedef enum ApikeyCode
 
 #define APIKEY_NUM_CODES (APIKEY_RATE_LIMITED + 1)
 
-/* What a check found; identity fields are set for codes after NOT_FOUND. */
+/*
+ * What a check found; identity fields are set for codes after NOT_FOUND.
+ * They point into the key's row, which stays pinned until
+ * apikey_check_done(): use or copy them before that.
+ */
 typedef struct ApikeyResult
 {
 	ApikeyCode	code;
@@ -122,6 +147,9 @@ typedef struct ApikeyResult
 	bool		expires_isnull;
 	Datum		retry_after;	/* interval, or 0 if NULL */
 	bool		retry_isnull;
+	/* private to check.c */
+	Relation	rel;
+	TupleTableSlot *slot;
 } ApikeyResult;
 
 /* A caller's required scopes, validated once. */
@@ -139,7 +167,9 @@ typedef struct ApikeyRequest
 extern const char *apikey_code_name(ApikeyCode code);
 extern int	apikey_code_http_status(ApikeyCode code);
 extern void apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required);
+extern Datum apikey_code_text(ApikeyCode code);
 extern void apikey_check_key(const char *key, size_t len,
 							 const ApikeyRequest *req, ApikeyResult *result);
+extern void apikey_check_done(ApikeyResult *result);
 
 #endif							/* APIKEY_H */

@@ -2,7 +2,7 @@
  *
  * catalog.c
  *	  Per-backend cache of the extension's objects: the OIDs of apikey.keys
- *	  and its two hash indexes, the table's owner and the column numbers the
+ *	  and its two hash-prefix indexes, the table's owner and the column numbers the
  *	  verify path reads.  Looked up by name once, then reused until a
  *	  relcache invalidation touches one of them (DROP/CREATE EXTENSION,
  *	  ALTER TABLE, a cache reset), so the hot path does no catalog lookup.
@@ -37,8 +37,8 @@ relcache_callback(Datum arg, Oid relid)
 		return;
 	if (relid == InvalidOid ||
 		relid == cache.keys_relid ||
-		relid == cache.secret_hash_idx ||
-		relid == cache.grace_hash_idx)
+		relid == cache.prefix_idx ||
+		relid == cache.grace_prefix_idx)
 		cache_valid = false;
 }
 
@@ -95,10 +95,10 @@ fill(void)
 	if (!OidIsValid(c.namespace_oid))
 		not_installed();
 	c.keys_relid = get_relname_relid("keys", c.namespace_oid);
-	c.secret_hash_idx = get_relname_relid("keys_secret_hash_idx", c.namespace_oid);
-	c.grace_hash_idx = get_relname_relid("keys_grace_secret_hash_idx", c.namespace_oid);
-	if (!OidIsValid(c.keys_relid) || !OidIsValid(c.secret_hash_idx) ||
-		!OidIsValid(c.grace_hash_idx))
+	c.prefix_idx = get_relname_relid("keys_hash_prefix_idx", c.namespace_oid);
+	c.grace_prefix_idx = get_relname_relid("keys_grace_hash_prefix_idx", c.namespace_oid);
+	if (!OidIsValid(c.keys_relid) || !OidIsValid(c.prefix_idx) ||
+		!OidIsValid(c.grace_prefix_idx))
 		not_installed();
 
 	rel = try_table_open(c.keys_relid, AccessShareLock);
@@ -118,6 +118,8 @@ fill(void)
 	c.att_rate_limit = column(desc, "rate_limit");
 	c.att_rate_window = column(desc, "rate_window");
 	c.att_grace_until = column(desc, "grace_until");
+	c.att_secret_hash = column(desc, "secret_hash");
+	c.att_grace_secret_hash = column(desc, "grace_secret_hash");
 	table_close(rel, NoLock);
 
 	cache = c;

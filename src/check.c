@@ -3,9 +3,10 @@
  * check.c
  *	  The "check a key" path, shared by apikey_verify and the PostgREST
  *	  hook.  In order: parse and checksum (no table touched for a malformed
- *	  key), SHA-256, one probe of the unique index on the hash (a second
- *	  probe of the grace index only when the first misses), then DISABLED,
- *	  EXPIRED, INSUFFICIENT_SCOPE, IP_DENIED, RESOURCE_DENIED, RATE_LIMITED.
+ *	  key), SHA-256, one probe of the index on the hash's 8-byte prefix
+ *	  (a second probe, of the grace index, only when the first misses),
+ *	  then DISABLED, EXPIRED, INSUFFICIENT_SCOPE, IP_DENIED, RESOURCE_DENIED,
+ *	  RATE_LIMITED.
  *
  *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
  *	  works in READ ONLY transactions and on hot standbys.
@@ -22,9 +23,9 @@
 #include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/inet.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
@@ -47,6 +48,24 @@ static const struct
 	[APIKEY_RESOURCE_DENIED] = {"RESOURCE_DENIED", 404},
 	[APIKEY_RATE_LIMITED] = {"RATE_LIMITED", 429},
 };
+
+/*
+ * apikey_code_text: the code as a text datum, made once per backend.
+ */
+Datum
+apikey_code_text(ApikeyCode code)
+{
+	static text *texts[APIKEY_NUM_CODES];
+
+	if (texts[code] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		texts[code] = cstring_to_text(codes[code].name);
+		MemoryContextSwitchTo(old);
+	}
+	return PointerGetDatum(texts[code]);
+}
 
 const char *
 apikey_code_name(ApikeyCode code)
@@ -77,6 +96,11 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("required scopes must be a one-dimensional array")));
+	if (ArrayGetNItems(ARR_NDIM(required), ARR_DIMS(required)) == 0)
+	{
+		req->nscopes = 0;		/* '{}', the common case */
+		return;
+	}
 	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
 	req->nscopes = n;
@@ -103,30 +127,40 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 }
 
 /*
- * probe: look hash up in one unique index of apikey.keys; true and the row
- * in slot if found.
+ * probe: find the row whose hash column hash_att equals hash, through the
+ * index on apikey.hash_prefix() of that column; true and the row in slot
+ * if found.  Candidates sharing the 8-byte prefix are rechecked in full.
  */
 static bool
-probe(Relation rel, Oid indexoid, const uint8 *hash, TupleTableSlot *slot)
+probe(Relation rel, Oid indexoid, AttrNumber hash_att, const uint8 *hash,
+	  TupleTableSlot *slot)
 {
 	Relation	index;
 	IndexScanDesc scan;
 	ScanKeyData skey;
-	bytea	   *h;
-	bool		found;
+	bool		found = false;
 
-	h = palloc(VARHDRSZ + APIKEY_HASH_LEN);
-	SET_VARSIZE(h, VARHDRSZ + APIKEY_HASH_LEN);
-	memcpy(VARDATA(h), hash, APIKEY_HASH_LEN);
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_BYTEAEQ, PointerGetDatum(h));
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(apikey_hash_prefix_of(hash, APIKEY_HASH_LEN)));
 
 	index = index_open(indexoid, AccessShareLock);
 	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &skey, 1, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, hash_att, &isnull);
+
+		if (!isnull)
+		{
+			bytea	   *h = DatumGetByteaPP(d);
+
+			found = VARSIZE_ANY_EXHDR(h) == APIKEY_HASH_LEN &&
+				memcmp(VARDATA_ANY(h), hash, APIKEY_HASH_LEN) == 0;
+		}
+	}
 	index_endscan(scan);
 	index_close(index, NoLock);
-	pfree(h);
 	return found;
 }
 
@@ -227,13 +261,13 @@ evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
 
 	res->has_identity = true;
 	res->key_id = DatumGetInt64(slot_getattr(slot, cat->att_id, &isnull));
-	res->name = datumCopy(slot_getattr(slot, cat->att_name, &isnull), false, -1);
+	res->name = slot_getattr(slot, cat->att_name, &isnull);
 	d = slot_getattr(slot, cat->att_owner, &res->owner_isnull);
-	res->owner = res->owner_isnull ? (Datum) 0 : datumCopy(d, false, -1);
-	res->scopes = datumCopy(slot_getattr(slot, cat->att_scopes, &isnull), false, -1);
+	res->owner = res->owner_isnull ? (Datum) 0 : d;
+	res->scopes = slot_getattr(slot, cat->att_scopes, &isnull);
 	d = slot_getattr(slot, cat->att_resources, &res->resources_isnull);
-	res->resources = res->resources_isnull ? (Datum) 0 : datumCopy(d, false, -1);
-	res->meta = datumCopy(slot_getattr(slot, cat->att_meta, &isnull), false, -1);
+	res->resources = res->resources_isnull ? (Datum) 0 : d;
+	res->meta = slot_getattr(slot, cat->att_meta, &isnull);
 	d = slot_getattr(slot, cat->att_expires_at, &res->expires_isnull);
 	res->expires_at = res->expires_isnull ? 0 : DatumGetTimestampTz(d);
 
@@ -281,15 +315,14 @@ evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
 
 /*
  * apikey_check_key: check key[0..len) against req.  Never raises for a bad
- * key; result->code says what was found.
+ * key; result->code says what was found.  The caller must call
+ * apikey_check_done(result) once it has used the identity fields.
  */
 void
 apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 				 ApikeyResult *result)
 {
 	const ApikeyCatalog *cat;
-	Relation	rel;
-	TupleTableSlot *slot;
 	uint8		hash[APIKEY_HASH_LEN];
 	bool		found;
 
@@ -306,14 +339,16 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	apikey_secret_hash(key, len, hash);
 
 	cat = apikey_catalog_lock(AccessShareLock);
-	rel = table_open(cat->keys_relid, NoLock);
-	slot = table_slot_create(rel, NULL);
+	result->rel = table_open(cat->keys_relid, NoLock);
+	result->slot = table_slot_create(result->rel, NULL);
 
-	found = probe(rel, cat->secret_hash_idx, hash, slot);
-	if (!found && probe(rel, cat->grace_hash_idx, hash, slot))
+	found = probe(result->rel, cat->prefix_idx, cat->att_secret_hash, hash,
+				  result->slot);
+	if (!found && probe(result->rel, cat->grace_prefix_idx,
+						cat->att_grace_secret_hash, hash, result->slot))
 	{
 		bool		isnull;
-		Datum		until = slot_getattr(slot, cat->att_grace_until, &isnull);
+		Datum		until = slot_getattr(result->slot, cat->att_grace_until, &isnull);
 
 		/* the previous secret of a rotated key, still in its grace period */
 		found = !isnull &&
@@ -322,10 +357,23 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	kf_wipe(hash, sizeof(hash));
 
 	if (found)
-		evaluate(cat, slot, req, result);
+		evaluate(cat, result->slot, req, result);
 	else
 		result->code = APIKEY_NOT_FOUND;
+}
 
-	ExecDropSingleTupleTableSlot(slot);
-	table_close(rel, NoLock);
+/*
+ * apikey_check_done: release the key's row; the identity fields of result
+ * are invalid from here on.
+ */
+void
+apikey_check_done(ApikeyResult *result)
+{
+	if (result->slot != NULL)
+		ExecDropSingleTupleTableSlot(result->slot);
+	if (result->rel != NULL)
+		table_close(result->rel, NoLock);
+	result->slot = NULL;
+	result->rel = NULL;
+	result->has_identity = false;
 }

@@ -56,6 +56,7 @@ apikey_verify(PG_FUNCTION_ARGS)
 	ApikeyResult res;
 	Datum		values[VERIFICATION_NATTS];
 	bool		nulls[VERIFICATION_NATTS];
+	HeapTuple	tuple;
 
 	memset(&req, 0, sizeof(req));
 	/* a NULL here is a caller's bug: fail loudly, never skip the check */
@@ -92,7 +93,7 @@ apikey_verify(PG_FUNCTION_ARGS)
 	memset(nulls, true, sizeof(nulls));
 	values[0] = BoolGetDatum(res.code == APIKEY_VALID);
 	nulls[0] = false;
-	values[1] = CStringGetTextDatum(apikey_code_name(res.code));
+	values[1] = apikey_code_text(res.code);
 	nulls[1] = false;
 	values[2] = Int32GetDatum(apikey_code_http_status(res.code));
 	nulls[2] = false;
@@ -116,5 +117,8 @@ apikey_verify(PG_FUNCTION_ARGS)
 	values[10] = res.retry_after;
 	nulls[10] = res.retry_isnull;
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
+	/* forming the tuple copies the identity out of the key's row */
+	tuple = heap_form_tuple(desc, values, nulls);
+	apikey_check_done(&res);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
 }

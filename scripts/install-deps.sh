@@ -13,7 +13,6 @@ pkgs=(
 	"postgresql-$PGVER-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl
 	zlib1g-dev
-	libssl-dev
 	gcc
 	make
 )

@@ -5,39 +5,9 @@ SET client_min_messages = warning;
 -- Keys are random: only shapes, lengths, booleans and codes are printed.
 --
 
--- Independent oracles for the key format, written in SQL: the standard
--- CRC-32 (zlib's) and the 6-digit base62 checksum encoding (0-9A-Za-z).
-CREATE FUNCTION pg_temp.crc32(s text) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-DECLARE
-	b	bytea := convert_to(s, 'UTF8');
-	crc	bigint := 4294967295;
-BEGIN
-	FOR i IN 0 .. length(b) - 1 LOOP
-		crc := crc # get_byte(b, i);
-		FOR j IN 1 .. 8 LOOP
-			crc := CASE WHEN crc & 1 = 1 THEN (crc >> 1) # 3988292384 ELSE crc >> 1 END;
-		END LOOP;
-	END LOOP;
-	RETURN crc # 4294967295;
-END $$;
-CREATE FUNCTION pg_temp.b62(v bigint) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-DECLARE
-	d	CONSTANT text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-	r	text := '';
-BEGIN
-	FOR i IN 1 .. 6 LOOP
-		r := substr(d, (v % 62)::int + 1, 1) || r;
-		v := v / 62;
-	END LOOP;
-	RETURN r;
-END $$;
--- checksum_ok(key): the last 6 characters are the base62 CRC-32 of the rest
-CREATE FUNCTION pg_temp.checksum_ok(k text) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT AS $$
-	SELECT right(k, 6) = pg_temp.b62(pg_temp.crc32(left(k, -6)))
-$$;
+-- independent oracles for the key format (CRC-32, base62); pg_regress runs
+-- from the top directory, so the path is relative to it
+\i test/keyformat_oracle.sql
 -- hint_of(key, prefix): the documented display hint
 CREATE FUNCTION pg_temp.hint_of(k text, prefix text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$
@@ -64,8 +34,8 @@ END $$;
 
 -- the oracles themselves: crc32("123456789") = 0xCBF43926
 SELECT to_hex(pg_temp.crc32('123456789')) AS crc_check, pg_temp.crc32('') AS crc_empty,
-       pg_temp.b62(0) AS b62_0, pg_temp.b62(61) AS b62_61, pg_temp.b62(62) AS b62_62,
-       pg_temp.b62(4294967295) AS b62_max;
+       pg_temp.base62_6(0) AS b62_0, pg_temp.base62_6(61) AS b62_61, pg_temp.base62_6(62) AS b62_62,
+       pg_temp.base62_6(4294967295) AS b62_max;
 
 --
 -- minimal call: name and scopes only, default prefix 'ak'

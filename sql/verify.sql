@@ -5,38 +5,9 @@ SET client_min_messages = warning;
 -- shared_preload_libraries here), in the documented check order.
 --
 
--- mkkey(prefix, secret): a well-formed key with a correct checksum (CRC-32
--- of everything before it, 6 base62 digits), computed independently in SQL
-CREATE FUNCTION pg_temp.crc32(s text) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-DECLARE
-	b	bytea := convert_to(s, 'UTF8');
-	crc	bigint := 4294967295;
-BEGIN
-	FOR i IN 0 .. length(b) - 1 LOOP
-		crc := crc # get_byte(b, i);
-		FOR j IN 1 .. 8 LOOP
-			crc := CASE WHEN crc & 1 = 1 THEN (crc >> 1) # 3988292384 ELSE crc >> 1 END;
-		END LOOP;
-	END LOOP;
-	RETURN crc # 4294967295;
-END $$;
-CREATE FUNCTION pg_temp.b62(v bigint) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT AS $$
-DECLARE
-	d	CONSTANT text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-	r	text := '';
-BEGIN
-	FOR i IN 1 .. 6 LOOP
-		r := substr(d, (v % 62)::int + 1, 1) || r;
-		v := v / 62;
-	END LOOP;
-	RETURN r;
-END $$;
-CREATE FUNCTION pg_temp.mkkey(prefix text, secret text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT AS $$
-	SELECT prefix || '_' || secret || pg_temp.b62(pg_temp.crc32(prefix || '_' || secret))
-$$;
+-- independent oracles for the key format (CRC-32, base62); pg_regress runs
+-- from the top directory, so the path is relative to it
+\i test/keyformat_oracle.sql
 -- swapcase(s): upper <-> lower case
 CREATE FUNCTION pg_temp.swapcase(s text) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT AS $$

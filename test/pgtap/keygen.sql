@@ -24,53 +24,8 @@ SELECT plan(37);
 
 SET LOCAL apikey.default_prefix TO DEFAULT;
 
-/*
- * Independent CRC-32, bit by bit over the UTF-8 bytes: reflected,
- * polynomial 0xEDB88320 (3988292384), initial value and final xor
- * 0xFFFFFFFF (4294967295).  bigint so that nothing is ever negative.
- */
-CREATE FUNCTION pg_temp.crc32(s text) RETURNS bigint
-LANGUAGE plpgsql IMMUTABLE STRICT
-AS $$
-DECLARE
-	b bytea := convert_to(s, 'UTF8');
-	crc bigint := 4294967295;
-	i int;
-BEGIN
-	FOR i IN 0 .. length(b) - 1 LOOP
-		crc := crc # get_byte(b, i);
-		FOR bit IN 1 .. 8 LOOP
-			crc := (crc >> 1) # (3988292384 * (crc & 1));
-		END LOOP;
-	END LOOP;
-	RETURN crc # 4294967295;
-END
-$$;
-
--- v as exactly 6 base62 digits (0-9A-Za-z), most significant first
-CREATE FUNCTION pg_temp.base62_6(v bigint) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT
-AS $$
-DECLARE
-	digits constant text := '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-	out text := '';
-BEGIN
-	FOR i IN 1 .. 6 LOOP
-		out := substr(digits, (v % 62)::int + 1, 1) || out;
-		v := v / 62;
-	END LOOP;
-	RETURN out;
-END
-$$;
-
--- the checksum a key should end with, given everything before it
-CREATE FUNCTION pg_temp.checksum(body text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT
-AS $$ SELECT pg_temp.base62_6(pg_temp.crc32(body)) $$;
-
-CREATE FUNCTION pg_temp.checksum_ok(k text) RETURNS boolean
-LANGUAGE sql IMMUTABLE STRICT
-AS $$ SELECT length(k) > 6 AND right(k, 6) = pg_temp.checksum(left(k, -6)) $$;
+-- the independent oracle: CRC-32, base62, checksum, checksum_ok, mkkey
+\ir ../keyformat_oracle.sql
 
 -- 1. the oracle itself: known CRC-32 values (zlib) and base62 encodings
 SELECT is(pg_temp.crc32('123456789'), x'CBF43926'::bigint, 'own crc32(''123456789'') = 0xCBF43926');

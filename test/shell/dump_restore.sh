@@ -5,19 +5,7 @@
 # cluster with apikey installed (scripts/test.sh provides them).
 set -u
 
-n=0
-fails=0
-ok() {
-	n=$((n + 1))
-	if [ "$1" = "$2" ]; then
-		echo "ok $n - $3"
-	else
-		echo "not ok $n - $3"
-		echo "#   got:      $1"
-		echo "#   expected: $2"
-		fails=$((fails + 1))
-	fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/tap.inc"
 q() { psql -X -Atq -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
 db=apikey_dump_src
@@ -74,5 +62,4 @@ ok "$(q $db "$codes")" "$before_codes" "every key verifies as before after repla
 ok "$(q $db "$audit")" "$before_audit" "audit log identical after replaying the SQL dump"
 
 q postgres "DROP DATABASE $db"
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_done

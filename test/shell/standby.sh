@@ -11,19 +11,7 @@ REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # shellcheck source=../../scripts/cluster.sh
 . "$REPO_ROOT/scripts/cluster.sh"
 
-n=0
-fails=0
-ok() {
-	n=$((n + 1))
-	if [ "$1" = "$2" ]; then
-		echo "ok $n - $3"
-	else
-		echo "not ok $n - $3"
-		echo "#   got:      $1"
-		echo "#   expected: $2"
-		fails=$((fails + 1))
-	fi
-}
+. "$REPO_ROOT/test/shell/tap.inc"
 db=apikey_standby
 q() { psql -X -Atq -v ON_ERROR_STOP=1 -d $db "$@"; }
 qs() { psql -X -Atq -v ON_ERROR_STOP=1 -h "$sdir" -p "$sport" -d $db "$@"; }
@@ -92,5 +80,4 @@ ok "$(qs -c "SELECT count(*) FROM public.raw WHERE (apikey.apikey_verify(key)).v
 stop_standby
 trap - EXIT
 psql -X -Atq -d postgres -c "DROP DATABASE $db"
-echo "1..$n"
-[ "$fails" -eq 0 ]
+tap_done

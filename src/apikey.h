@@ -39,6 +39,12 @@
 
 #include "keyformat.h"
 
+/* errdetail texts shared by every place that rejects a scope or a prefix */
+#define APIKEY_SCOPE_RULE \
+	"A scope is segments of [a-z0-9_.-] or \"*\" separated by colons, at most %d bytes and %d segments."
+#define APIKEY_PREFIX_RULE \
+	"A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit."
+
 /* apikey.c */
 extern bool apikey_loaded_at_startup;
 

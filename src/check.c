@@ -121,7 +121,7 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("required scope %d is malformed", i + 1),
-					 errdetail("A scope is segments of [a-z0-9_.-] or \"*\" separated by colons, at most %d bytes and %d segments.",
+					 errdetail(APIKEY_SCOPE_RULE,
 							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
 	}
 }

@@ -29,7 +29,7 @@ check_default_prefix(char **newval, void **extra, GucSource source)
 		if (*newval != NULL && strlen(*newval) > KF_PREFIX_MAX)
 			GUC_check_errmsg("invalid value for parameter \"%s\"",
 							 "apikey.default_prefix");
-		GUC_check_errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.");
+		GUC_check_errdetail(APIKEY_PREFIX_RULE);
 		return false;
 	}
 	return true;

@@ -124,29 +124,46 @@ validate_name(text *name)
 				 errdetail("A key name has at most %d characters.", NAME_MAX_CHARS)));
 }
 
+/*
+ * bad_scope: 0 if every scope in elems[0..n) is present and valid, else
+ * the 1-based position of the first that is not.
+ */
+static int
+bad_scope(Datum *elems, bool *nulls, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls != NULL && nulls[i])
+			return i + 1;
+		t = DatumGetTextPP(elems[i]);
+		if (!scope_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+			return i + 1;
+	}
+	return 0;
+}
+
 static void
 validate_scopes(ArrayType *scopes)
 {
 	Datum	   *elems;
 	int			n = text_array_elems(scopes, "scopes", &elems);
-	int			i;
+	int			bad;
 
 	if (n > MAX_SCOPES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too many scopes"),
 				 errdetail("A key has at most %d scopes.", MAX_SCOPES)));
-	for (i = 0; i < n; i++)
-	{
-		text	   *t = DatumGetTextPP(elems[i]);
-
-		if (!scope_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("scope %d is malformed", i + 1),
-					 errdetail("A scope is segments of [a-z0-9_.-] or \"*\" separated by colons, at most %d bytes and %d segments.",
-							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
-	}
+	bad = bad_scope(elems, NULL, n);
+	if (bad > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("scope %d is malformed", bad),
+				 errdetail(APIKEY_SCOPE_RULE, SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
 }
 
 /*
@@ -161,24 +178,11 @@ apikey_scopes_valid(PG_FUNCTION_ARGS)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	int			i;
 
 	if (ARR_NDIM(arr) > 1)
 		PG_RETURN_BOOL(false);
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (n > MAX_SCOPES)
-		PG_RETURN_BOOL(false);
-	for (i = 0; i < n; i++)
-	{
-		text	   *t;
-
-		if (nulls[i])
-			PG_RETURN_BOOL(false);
-		t = DatumGetTextPP(elems[i]);
-		if (!scope_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
-			PG_RETURN_BOOL(false);
-	}
-	PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(n <= MAX_SCOPES && bad_scope(elems, nulls, n) == 0);
 }
 
 /*
@@ -196,11 +200,11 @@ validate_prefix(const char *prefix)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid key prefix \"%s\"", prefix),
-				 errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.")));
+				 errdetail(APIKEY_PREFIX_RULE)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid key prefix"),
-			 errdetail("A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit.")));
+			 errdetail(APIKEY_PREFIX_RULE)));
 }
 
 static void

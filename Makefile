@@ -23,7 +23,7 @@ PGFILEDESC = "apikey - API keys for PostgreSQL"
 
 REGRESS = create verify scopes rotate errors
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
-ISOLATION = rotate
+ISOLATION = rotate rotate_foreign
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
 PG_CONFIG ?= pg_config

@@ -4,6 +4,34 @@
 \echo Use "CREATE EXTENSION apikey" to load this file. \quit
 
 /*
+ * The schema must be ours: CREATE EXTENSION adopts an existing schema
+ * "apikey", and one owned by an ordinary role, or holding objects already,
+ * would let that role replace what we install.
+ */
+DO $guard$
+BEGIN
+	IF NOT (SELECT r.rolsuper
+			  FROM pg_catalog.pg_namespace n
+			  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+			 WHERE n.nspname OPERATOR(pg_catalog.=) 'apikey') THEN
+		RAISE EXCEPTION 'schema "apikey" is owned by a role that is not a superuser'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Drop or rename that schema, then run CREATE EXTENSION apikey again.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_class
+				WHERE relnamespace OPERATOR(pg_catalog.=) 'apikey'::pg_catalog.regnamespace)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc
+				   WHERE pronamespace OPERATOR(pg_catalog.=) 'apikey'::pg_catalog.regnamespace)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_type
+				   WHERE typnamespace OPERATOR(pg_catalog.=) 'apikey'::pg_catalog.regnamespace) THEN
+		RAISE EXCEPTION 'schema "apikey" already contains objects'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Install apikey into a new or empty schema "apikey".';
+	END IF;
+END
+$guard$;
+
+/*
  * Roles.  They are cluster-wide, so they are created only if missing and
  * are not members of the extension: DROP EXTENSION leaves them alone.
  */
@@ -48,7 +76,7 @@ CREATE TABLE apikey.keys (
 	name			text NOT NULL
 		CONSTRAINT keys_name_check
 		CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 256
-			   AND name OPERATOR(pg_catalog.~) '[^[:space:]]'),
+			   AND name OPERATOR(pg_catalog.~) '[^ \t\n\r\f\v]'),
 	prefix			text NOT NULL
 		CONSTRAINT keys_prefix_check
 		CHECK (prefix OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,30}[a-z0-9]$'),
@@ -363,8 +391,10 @@ COMMENT ON TRIGGER keys_refuse_rate_limit ON apikey.keys IS
 	'a rate limit set by UPDATE must be enforceable, as with apikey_create';
 
 /*
- * apikey.audit_immutable(): refuses UPDATE, DELETE and TRUNCATE on
- * apikey.audit to everyone but superusers (privileges refuse them too).
+ * apikey.audit_immutable(): refuses INSERT, UPDATE, DELETE and TRUNCATE on
+ * apikey.audit to everyone but superusers (privileges refuse them too; this
+ * also stops roles like pg_write_all_data).  The extension's own inserts
+ * run as the table owner, a superuser.
  */
 CREATE FUNCTION apikey.audit_immutable()
 RETURNS trigger
@@ -374,6 +404,10 @@ AS $$
 BEGIN
 	IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles
 			 WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+		IF TG_OP = 'INSERT' THEN
+			RAISE EXCEPTION 'only the extension writes apikey.audit'
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
 		RAISE EXCEPTION 'apikey.audit is append-only'
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'Only a superuser can remove audit rows.';
@@ -385,12 +419,12 @@ COMMENT ON FUNCTION apikey.audit_immutable() IS
 	'trigger: keeps apikey.audit append-only for everyone but superusers';
 
 CREATE TRIGGER audit_immutable
-	BEFORE UPDATE OR DELETE ON apikey.audit
+	BEFORE INSERT OR UPDATE OR DELETE ON apikey.audit
 	FOR EACH ROW EXECUTE FUNCTION apikey.audit_immutable();
 CREATE TRIGGER audit_no_truncate
 	BEFORE TRUNCATE ON apikey.audit
 	FOR EACH STATEMENT EXECUTE FUNCTION apikey.audit_immutable();
-COMMENT ON TRIGGER audit_immutable ON apikey.audit IS 'refuses UPDATE and DELETE but for superusers';
+COMMENT ON TRIGGER audit_immutable ON apikey.audit IS 'refuses INSERT (but from the extension, which writes as the owner), UPDATE and DELETE to all but superusers';
 COMMENT ON TRIGGER audit_no_truncate ON apikey.audit IS 'refuses TRUNCATE but for superusers';
 
 /*
@@ -400,9 +434,12 @@ COMMENT ON TRIGGER audit_no_truncate ON apikey.audit IS 'refuses TRUNCATE but fo
 ALTER TABLE apikey.keys ENABLE ROW LEVEL SECURITY;
 CREATE POLICY keys_admin ON apikey.keys TO apikey_admin
 	USING (true) WITH CHECK (true);
+-- not as apikey_manager itself: every manager can SET ROLE to it
 CREATE POLICY keys_manager ON apikey.keys TO apikey_manager
-	USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER)
-	WITH CHECK (owner_role OPERATOR(pg_catalog.=) CURRENT_USER);
+	USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER
+		   AND CURRENT_USER OPERATOR(pg_catalog.<>) 'apikey_manager')
+	WITH CHECK (owner_role OPERATOR(pg_catalog.=) CURRENT_USER
+				AND CURRENT_USER OPERATOR(pg_catalog.<>) 'apikey_manager');
 COMMENT ON POLICY keys_admin ON apikey.keys IS 'admins see and change every key';
 COMMENT ON POLICY keys_manager ON apikey.keys IS 'managers see and change only keys whose owner_role is their current_user';
 
@@ -410,7 +447,8 @@ ALTER TABLE apikey.audit ENABLE ROW LEVEL SECURITY;
 CREATE POLICY audit_admin ON apikey.audit FOR SELECT TO apikey_admin
 	USING (true);
 CREATE POLICY audit_manager ON apikey.audit FOR SELECT TO apikey_manager
-	USING (key_owner_role OPERATOR(pg_catalog.=) CURRENT_USER);
+	USING (key_owner_role OPERATOR(pg_catalog.=) CURRENT_USER
+		   AND CURRENT_USER OPERATOR(pg_catalog.<>) 'apikey_manager');
 COMMENT ON POLICY audit_admin ON apikey.audit IS 'admins read the whole audit log';
 COMMENT ON POLICY audit_manager ON apikey.audit IS 'managers read the audit rows of their own keys';
 

@@ -184,10 +184,17 @@ DROP TABLE pk;
 --
 -- owner_role and created_by are the calling role
 --
-SET ROLE apikey_manager;
+CREATE ROLE regress_apikey_mgr IN ROLE apikey_manager;
+SET ROLE regress_apikey_mgr;
 SELECT key_id AS mgr_id FROM apikey.apikey_create('by manager', '{jobs:read}') \gset
 RESET ROLE;
 SELECT owner_role, created_by FROM apikey.keys WHERE id = :mgr_id;
+-- but never by the group role itself, which every manager can become
+SET ROLE apikey_manager;
+SELECT key_id FROM apikey.apikey_create('by the group', '{}');
+RESET ROLE;
+DELETE FROM apikey.keys WHERE id = :mgr_id;
+DROP ROLE regress_apikey_mgr;
 SET ROLE apikey_verifier;
 SELECT key_id FROM apikey.apikey_create('by verifier', '{}');
 RESET ROLE;

@@ -250,6 +250,14 @@ UPDATE apikey.keys SET rate_limit = 10, rate_window = '0' WHERE id = :id;
 UPDATE apikey.keys SET rate_limit = 10, rate_window = '1 minute' WHERE id = :id;
 -- a name of only whitespace (not just spaces)
 UPDATE apikey.keys SET name = E'\t\n ' WHERE id = :id;
+-- create and rotate write as the table owner, whom column privileges do not
+-- limit: a failing statement's error must not carry the row (and its hash)
+-- in a DETAIL
+ALTER TABLE apikey.keys ADD CONSTRAINT regress_no_boom CHECK (name <> 'boom');
+\set VERBOSITY default
+SELECT key_id FROM apikey.apikey_create('boom', '{}');
+\set VERBOSITY terse
+ALTER TABLE apikey.keys DROP CONSTRAINT regress_no_boom;
 UPDATE apikey.keys SET secret_hash = '\x00' WHERE id = :id;
 UPDATE apikey.keys SET grace_secret_hash = sha256('x') WHERE id = :id;
 UPDATE apikey.keys SET grace_until = now() + interval '1 hour' WHERE id = :id;

@@ -150,6 +150,12 @@ SELECT apikey.apikey_rotate(:id, '7 days 1 second');
 \echo :LAST_ERROR_SQLSTATE
 SELECT apikey.apikey_rotate(:id, '1 mon');
 \echo :LAST_ERROR_SQLSTATE
+-- months and days that cancel out as an interval compare as a week, but the
+-- grace would end in 2170 and 5495: the end of the grace is what is bounded
+SELECT apikey.apikey_rotate(:id, interval '120000 months -3599993 days');
+\echo :LAST_ERROR_SQLSTATE
+SELECT apikey.apikey_rotate(:id, interval '2900000 months -86999993 days');
+\echo :LAST_ERROR_SQLSTATE
 SELECT apikey.apikey_rotate(:id, '-1 second');
 \echo :LAST_ERROR_SQLSTATE
 SELECT apikey.apikey_rotate(:id, '-1 day');
@@ -172,7 +178,8 @@ SELECT apikey.apikey_rotate(:del_id) IS NOT NULL AS rotated;
 \set VERBOSITY terse
 SELECT :'LAST_ERROR_MESSAGE' = format('api key %s does not exist', :del_id) AS message_ok;
 -- someone else's key looks exactly like a missing one to a manager
-SET ROLE apikey_manager;
+CREATE ROLE regress_apikey_mgr IN ROLE apikey_manager;
+SET ROLE regress_apikey_mgr;
 \set VERBOSITY sqlstate
 SELECT apikey.apikey_rotate(:id) IS NOT NULL AS rotated;
 \set VERBOSITY terse
@@ -183,6 +190,8 @@ SELECT apikey.apikey_rotate(:mgr_id, '1 hour') AS mgr_k2 \gset
 RESET ROLE;
 SELECT pg_temp.code(:'mgr_k1') AS old_key, pg_temp.code(:'mgr_k2') AS new_key;
 SELECT owner_role, created_by, rotated_at IS NOT NULL AS rotated FROM apikey.keys WHERE id = :mgr_id;
+DELETE FROM apikey.keys WHERE id = :mgr_id;
+DROP ROLE regress_apikey_mgr;
 -- failed rotations change nothing
 SELECT apikey.apikey_rotate(:id) AS k9 \gset
 SELECT secret_hash AS hash_before FROM apikey.keys WHERE id = :id \gset

@@ -111,6 +111,39 @@ apikey_actor_end(ApikeyActorSwitch saved)
 }
 
 /*
+ * apikey_actor_execute: SPI_execute_with_args for a statement run on the
+ * caller's behalf.  Errors are re-raised without their DETAIL: a statement
+ * run as the owner is not limited by column privileges, so a constraint
+ * violation's "Failing row contains (...)" would show the hashes.
+ */
+int
+apikey_actor_execute(const char *sql, int nargs, Oid *argtypes,
+					 Datum *values, const char *nulls, long count)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			ret = 0;
+
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+									false, count);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->detail = NULL;
+		edata->detail_log = NULL;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return ret;
+}
+
+/*
  * apikey_actor_role: the role on whose behalf the current statement runs:
  * the caller inside a switch, current_user everywhere else.
  */

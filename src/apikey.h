@@ -60,6 +60,8 @@ typedef struct ApikeyActorSwitch
 extern void apikey_actor_init(void);
 extern ApikeyActorSwitch apikey_actor_begin(Oid owner);
 extern void apikey_actor_end(ApikeyActorSwitch saved);
+extern int	apikey_actor_execute(const char *sql, int nargs, Oid *argtypes,
+								 Datum *values, const char *nulls, long count);
 extern Oid	apikey_actor_role(void);
 extern bool apikey_actor_switched(void);
 

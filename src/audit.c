@@ -84,8 +84,8 @@ apikey_keys_audit(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(op);
 
 	saved = apikey_actor_begin(rel->rd_rel->relowner);
-	ret = SPI_execute_with_args("SELECT apikey.keys_audit_row($1, $2, $3)",
-								3, argtypes, args, nulls, false, 0);
+	ret = apikey_actor_execute("SELECT apikey.keys_audit_row($1, $2, $3)",
+							   3, argtypes, args, nulls, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not write the audit row: %s",
 			 SPI_result_code_string(ret));

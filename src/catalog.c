@@ -16,6 +16,11 @@
 
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "catalog/pg_extension.h"
+#include "utils/fmgroids.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -80,6 +85,30 @@ column(TupleDesc desc, const char *name)
 }
 
 /*
+ * extension_schema: pg_extension.extnamespace of apikey, or InvalidOid.
+ */
+static Oid
+extension_schema(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("apikey"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/*
  * fill: look everything up by name.  Takes no lock of its own beyond the
  * transient one opening the table needs.
  */
@@ -91,7 +120,8 @@ fill(void)
 	TupleDesc	desc;
 
 	memset(&c, 0, sizeof(c));
-	c.namespace_oid = get_namespace_oid("apikey", true);
+	/* the extension's own schema, not whatever is called "apikey" */
+	c.namespace_oid = extension_schema();
 	if (!OidIsValid(c.namespace_oid))
 		not_installed();
 	c.keys_relid = get_relname_relid("keys", c.namespace_oid);

@@ -309,6 +309,34 @@ apikey_refuse_rate_limit(PG_FUNCTION_ARGS)
 }
 
 /*
+ * is_admin: superusers and members of apikey_admin manage every key;
+ * anyone else only keys whose owner_role is their current_user.
+ */
+static bool
+is_admin(Oid caller)
+{
+	Oid			admin = get_role_oid("apikey_admin", true);
+
+	return superuser_arg(caller) ||
+		(OidIsValid(admin) && has_privs_of_role(caller, admin));
+}
+
+/*
+ * refuse_group_role: a key owned by the role apikey_manager itself would be
+ * shared by every manager (any of them can SET ROLE to it), so keys are
+ * owned by the roles that are members, never by the group.
+ */
+static void
+refuse_group_role(Oid caller)
+{
+	if (caller == get_role_oid("apikey_manager", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("keys cannot be owned by role \"apikey_manager\""),
+				 errhint("Create and manage keys as a role that is a member of apikey_manager, not as apikey_manager itself.")));
+}
+
+/*
  * apikey_create(name, scopes, expires_at, prefix, owner, resources, meta,
  *				 rate_limit, rate_window, allowed_cidrs)
  *	returns table (key_id bigint, key text)
@@ -372,6 +400,8 @@ apikey_create(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(9))
 		validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));
 
+	refuse_group_role(caller);
+
 	InitMaterializedSRF(fcinfo, 0);
 	caller_name = DirectFunctionCall1(namein,
 									  CStringGetDatum(GetUserNameFromId(caller, false)));
@@ -402,13 +432,13 @@ apikey_create(PG_FUNCTION_ARGS)
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
 	saved = apikey_actor_begin(cat->keys_owner);
-	ret = SPI_execute_with_args(
-								"INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
+	ret = apikey_actor_execute(
+							   "INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
 								" resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
 								" created_by, secret_hash)"
 								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 								" RETURNING id",
-								14, argtypes, args, argnulls, false, 1);
+							   14, argtypes, args, argnulls, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into apikey.keys: %s", SPI_result_code_string(ret));
 	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -422,22 +452,6 @@ apikey_create(PG_FUNCTION_ARGS)
 }
 
 /*
- * may_manage: superusers and members of apikey_admin manage every key;
- * anyone else only keys whose owner_role is their current_user.
- */
-static bool
-may_manage(Oid caller, Name owner_role)
-{
-	Oid			admin = get_role_oid("apikey_admin", true);
-
-	if (superuser_arg(caller))
-		return true;
-	if (OidIsValid(admin) && has_privs_of_role(caller, admin))
-		return true;
-	return strcmp(NameStr(*owner_role), GetUserNameFromId(caller, false)) == 0;
-}
-
-/*
  * apikey_rotate(key_id bigint, grace interval) returns text
  */
 Datum
@@ -446,19 +460,19 @@ apikey_rotate(PG_FUNCTION_ARGS)
 	Oid			caller = GetUserId();
 	int64		key_id;
 	Interval   *grace;
-	Interval	zero = {0, 0, 0};
 	Interval	max_grace = {0, MAX_GRACE_DAYS, 0};
+	TimestampTz now;
+	TimestampTz until;
+	TimestampTz max_until;
+	bool		admin;
 	bool		keep_old;
 	const ApikeyCatalog *cat;
 	ApikeyActorSwitch saved;
-	Oid			selargtypes[1] = {INT8OID};
-	Datum		selargs[1];
-	Oid			updargtypes[5] = {INT8OID, BYTEAOID, TEXTOID, BOOLOID, INTERVALOID};
+	Oid			selargtypes[3] = {INT8OID, NAMEOID, BOOLOID};
+	Datum		selargs[3];
+	Oid			updargtypes[5] = {INT8OID, BYTEAOID, TEXTOID, BOOLOID, TIMESTAMPTZOID};
 	Datum		updargs[5];
 	char	   *prefix;
-	NameData	owner_role;
-	bool		visible = false;
-	bool		isnull;
 	Minted		m;
 	int			ret;
 	MemoryContext fncxt = CurrentMemoryContext;
@@ -475,40 +489,55 @@ apikey_rotate(PG_FUNCTION_ARGS)
 				 errhint("Use '0' to invalidate the old key at commit.")));
 	key_id = PG_GETARG_INT64(0);
 	grace = PG_GETARG_INTERVAL_P(1);
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(grace),
-										  IntervalPGetDatum(&zero))) < 0 ||
-		DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(grace),
-										  IntervalPGetDatum(&max_grace))) > 0)
+	admin = is_admin(caller);
+	if (!admin)
+		refuse_group_role(caller);
+
+	/*
+	 * Bound the end of the grace period, not the interval: interval
+	 * comparison counts a month as 30 days, so '120000 mons -3599993 days'
+	 * would compare as a week and yet end in another century.  Either
+	 * "7 days" (calendar) or 168 hours (elapsed) is accepted across DST.
+	 */
+	now = GetCurrentTransactionStartTimestamp();
+	until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													TimestampTzGetDatum(now),
+													IntervalPGetDatum(grace)));
+	max_until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														TimestampTzGetDatum(now),
+														IntervalPGetDatum(&max_grace)));
+	max_until = Max(max_until, now + (int64) MAX_GRACE_DAYS * USECS_PER_DAY);
+	if (until < now || until > max_until)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("grace must be between 0 and %d days", MAX_GRACE_DAYS)));
-	keep_old = DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(grace),
-												 IntervalPGetDatum(&zero))) > 0;
+				 errmsg("grace must be between 0 and %d days", MAX_GRACE_DAYS),
+				 errdetail("The old key would stop working at now() + grace.")));
+	keep_old = until > now;
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
 	saved = apikey_actor_begin(cat->keys_owner);
 
-	/* lock the row: a concurrent rotation waits here, then sees ours */
+	/*
+	 * Lock the row: a concurrent rotation waits here, then sees ours.  Only
+	 * rows the caller may manage are locked (or waited for), so someone
+	 * else's key behaves exactly like a missing one, even when it is busy.
+	 */
 	selargs[0] = Int64GetDatum(key_id);
-	ret = SPI_execute_with_args("SELECT prefix, owner_role FROM apikey.keys"
-								" WHERE id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-								1, selargtypes, selargs, NULL, false, 1);
+	selargs[1] = DirectFunctionCall1(namein,
+									 CStringGetDatum(GetUserNameFromId(caller, false)));
+	selargs[2] = BoolGetDatum(admin);
+	ret = apikey_actor_execute("SELECT prefix FROM apikey.keys"
+							   " WHERE id OPERATOR(pg_catalog.=) $1"
+							   " AND ($3 OR owner_role OPERATOR(pg_catalog.=) $2)"
+							   " FOR UPDATE",
+							   3, selargtypes, selargs, NULL, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not lock api key: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-
-		prefix = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		memcpy(&owner_role, DatumGetName(d), sizeof(NameData));
-		visible = may_manage(caller, &owner_role);
-	}
-
-	/* someone else's key is reported exactly like a missing one */
-	if (!visible)
+	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("api key %lld does not exist", (long long) key_id)));
+	prefix = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
 	/* the key must outlive SPI_finish: mint it in the caller's context */
 	oldcxt = MemoryContextSwitchTo(fncxt);
@@ -518,13 +547,13 @@ apikey_rotate(PG_FUNCTION_ARGS)
 	updargs[1] = PointerGetDatum(m.hash);
 	updargs[2] = PointerGetDatum(m.hint);
 	updargs[3] = BoolGetDatum(keep_old);
-	updargs[4] = IntervalPGetDatum(grace);
-	ret = SPI_execute_with_args("UPDATE apikey.keys SET"
-								" grace_secret_hash = CASE WHEN $4 THEN secret_hash END,"
-								" grace_until = CASE WHEN $4 THEN pg_catalog.now() OPERATOR(pg_catalog.+) $5 END,"
-								" secret_hash = $2, hint = $3, rotated_at = pg_catalog.now()"
-								" WHERE id OPERATOR(pg_catalog.=) $1",
-								5, updargtypes, updargs, NULL, false, 0);
+	updargs[4] = TimestampTzGetDatum(until);
+	ret = apikey_actor_execute("UPDATE apikey.keys SET"
+							   " grace_secret_hash = CASE WHEN $4 THEN secret_hash END,"
+							   " grace_until = CASE WHEN $4 THEN $5 END,"
+							   " secret_hash = $2, hint = $3, rotated_at = pg_catalog.now()"
+							   " WHERE id OPERATOR(pg_catalog.=) $1",
+							   5, updargtypes, updargs, NULL, 0);
 	if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 		elog(ERROR, "could not rotate api key: %s", SPI_result_code_string(ret));
 	apikey_actor_end(saved);

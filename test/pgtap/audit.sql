@@ -18,7 +18,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(58);
+SELECT plan(59);
 
 SET LOCAL application_name = 'pt-audit';
 
@@ -424,6 +424,15 @@ SELECT lives_ok(format('DELETE FROM apikey.audit WHERE id = %s', (SELECT max(id)
 	'a superuser can DELETE an audit row');
 SELECT lives_ok('TRUNCATE apikey.audit', 'a superuser can TRUNCATE the audit');
 SELECT is((SELECT count(*) FROM apikey.audit), 0::bigint, 'after the superuser''s TRUNCATE the audit is empty');
+
+-- roles that bypass table privileges and RLS still cannot write the log
+CREATE ROLE pt_aud_allwriter NOLOGIN BYPASSRLS IN ROLE pg_write_all_data;
+GRANT USAGE ON SCHEMA apikey TO pt_aud_allwriter;
+SET ROLE pt_aud_allwriter;
+SELECT throws_ok($$INSERT INTO apikey.audit (action, key_id, actor_current_user) VALUES ('create', 1, 'forged')$$,
+	'42501', 'only the extension writes apikey.audit',
+	'pg_write_all_data + BYPASSRLS cannot forge an audit row');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(307);
+SELECT plan(311);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -557,6 +557,24 @@ SELECT set_eq($$SELECT id FROM pg_temp.pt_seen WHERE who = 'mgr_a' AND what = 'a
 	'manager A saw exactly the audit rows of its own keys');
 SELECT isnt_empty('SELECT secret_hash, grace_secret_hash FROM apikey.keys',
 	'a superuser can read the hashes');
+
+-- the group role apikey_manager owns nothing and sees nothing: every manager
+-- can SET ROLE to it, so keys owned by it would be shared by all
+SET ROLE apikey_manager;
+SELECT throws_ok($$SELECT * FROM apikey.apikey_create('group key', '{}')$$, '42501',
+	'keys cannot be owned by role "apikey_manager"',
+	'apikey_create as the group role apikey_manager is refused');
+RESET ROLE;
+SELECT key_id AS pt_group_key FROM apikey.apikey_create('to be given to the group', '{}') \gset
+UPDATE apikey.keys SET owner_role = 'apikey_manager' WHERE id = :pt_group_key;
+SET ROLE apikey_manager;
+SELECT is((SELECT count(*) FROM apikey.keys WHERE owner_role = 'apikey_manager'), 0::bigint,
+	'as apikey_manager itself, RLS shows no key even if one is owned by the group');
+SELECT throws_ok('SELECT apikey.apikey_rotate(' || :pt_group_key || ')', '42501',
+	NULL, 'apikey_rotate as the group role apikey_manager is refused');
+SELECT is((SELECT count(*) FROM apikey.audit WHERE key_owner_role = 'apikey_manager'), 0::bigint,
+	'as apikey_manager itself, no audit row is visible');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -25,7 +25,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 CREATE ROLE pt_hj_evil NOLOGIN IN ROLE apikey_manager;
 CREATE ROLE pt_hj_victim NOLOGIN IN ROLE apikey_manager;
@@ -513,6 +513,30 @@ SELECT is_empty($$
 	   AND p.prosrc IN ('apikey_create', 'apikey_rotate', 'apikey_keys_audit')
 	   AND NOT COALESCE('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
 $$, 'every C function in schema apikey that runs SQL through SPI has search_path=pg_catalog, pg_temp');
+
+-- The README's advice for unqualified calls: apikey FIRST on the path.  A
+-- role that can create in public defines a look-alike apikey_verify with the
+-- exact signature; with apikey first, the real one is still the one called.
+RESET ROLE;
+RESET search_path;
+CREATE ROLE pt_hj_app NOLOGIN IN ROLE apikey_verifier;
+GRANT CREATE ON SCHEMA public TO pt_hj_evil;
+SET ROLE pt_hj_evil;
+CREATE FUNCTION public.apikey_verify(key text, required_scopes text[] DEFAULT '{}',
+		resource text DEFAULT NULL, client_addr inet DEFAULT NULL)
+	RETURNS TABLE (valid boolean, code text)
+	LANGUAGE sql AS $$ SELECT true, 'HIJACKED' $$;
+GRANT EXECUTE ON FUNCTION public.apikey_verify(text, text[], text, inet) TO PUBLIC;
+RESET ROLE;
+SET ROLE pt_hj_app;
+SET search_path = apikey, "$user", public;
+SELECT is((SELECT v.code FROM apikey_verify('not a key', '{}') v), 'MALFORMED',
+	'with search_path = apikey, "$user", public the real apikey_verify is called');
+SET search_path = "$user", public, apikey;
+SELECT is((SELECT v.code FROM apikey_verify('not a key', '{}') v), 'HIJACKED',
+	'(the order "$user", public, apikey does let public win: why the README says apikey first)');
+RESET search_path;
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

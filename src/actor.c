@@ -59,6 +59,16 @@ apikey_actor_init(void)
 }
 
 /*
+ * actor_role: the role on whose behalf the current statement runs:
+ * the caller inside a switch, current_user everywhere else.
+ */
+static Oid
+actor_role(void)
+{
+	return apikey_actor_switched() ? acting_caller : GetUserId();
+}
+
+/*
  * switch_to: run as owner from now on, remembering the caller.  Returns
  * what switch_back needs to undo it.
  */
@@ -71,7 +81,7 @@ switch_to(Oid owner)
 	saved.prev_caller = acting_caller;
 	saved.prev_owner = acting_owner;
 	/* switching again inside a switch keeps the original caller */
-	acting_caller = apikey_actor_role();
+	acting_caller = actor_role();
 	acting_owner = owner;
 	SetUserIdAndSecContext(owner,
 						   saved.sec_context | SECURITY_LOCAL_USERID_CHANGE);
@@ -144,20 +154,6 @@ apikey_actor_execute(const char *sql, int nargs, Oid *argtypes,
 }
 
 /*
- * apikey_actor_role: the role on whose behalf the current statement runs:
- * the caller inside a switch, current_user everywhere else.
- */
-Oid
-apikey_actor_role(void)
-{
-	Oid			role = GetUserId();
-
-	if (OidIsValid(acting_caller) && role == acting_owner)
-		return acting_caller;
-	return role;
-}
-
-/*
  * apikey_actor_switched: true while running as the owner on a caller's
  * behalf (inside apikey_create, apikey_rotate or the audit trigger).
  */
@@ -168,13 +164,20 @@ apikey_actor_switched(void)
 }
 
 /*
- * apikey_acting_role() returns name: SQL face of apikey_actor_role.
+ * apikey_role_name: a role's name as a name datum.
+ */
+Datum
+apikey_role_name(Oid role)
+{
+	return DirectFunctionCall1(namein,
+							   CStringGetDatum(GetUserNameFromId(role, false)));
+}
+
+/*
+ * apikey_acting_role() returns name: SQL face of actor_role.
  */
 Datum
 apikey_acting_role(PG_FUNCTION_ARGS)
 {
-	Oid			role = apikey_actor_role();
-
-	PG_RETURN_DATUM(DirectFunctionCall1(namein,
-										CStringGetDatum(GetUserNameFromId(role, false))));
+	PG_RETURN_DATUM(apikey_role_name(actor_role()));
 }

@@ -62,7 +62,7 @@ extern ApikeyActorSwitch apikey_actor_begin(Oid owner);
 extern void apikey_actor_end(ApikeyActorSwitch saved);
 extern int	apikey_actor_execute(const char *sql, int nargs, Oid *argtypes,
 								 Datum *values, const char *nulls, long count);
-extern Oid	apikey_actor_role(void);
+extern Datum apikey_role_name(Oid role);
 extern bool apikey_actor_switched(void);
 
 /* guc.c */
@@ -172,7 +172,6 @@ typedef struct ApikeyRequest
 	bool		client_isnull;
 } ApikeyRequest;
 
-extern const char *apikey_code_name(ApikeyCode code);
 extern int	apikey_code_http_status(ApikeyCode code);
 extern void apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required);
 extern Datum apikey_code_text(ApikeyCode code);

@@ -67,12 +67,6 @@ apikey_code_text(ApikeyCode code)
 	return PointerGetDatum(texts[code]);
 }
 
-const char *
-apikey_code_name(ApikeyCode code)
-{
-	return codes[code].name;
-}
-
 int
 apikey_code_http_status(ApikeyCode code)
 {
@@ -104,8 +98,8 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
 	req->nscopes = n;
-	req->scopes = palloc(sizeof(char *) * Max(n, 1));
-	req->scope_lens = palloc(sizeof(int) * Max(n, 1));
+	req->scopes = palloc(sizeof(char *) * n);
+	req->scope_lens = palloc(sizeof(int) * n);
 	for (i = 0; i < n; i++)
 	{
 		text	   *t;

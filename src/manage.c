@@ -403,8 +403,7 @@ apikey_create(PG_FUNCTION_ARGS)
 	refuse_group_role(caller);
 
 	InitMaterializedSRF(fcinfo, 0);
-	caller_name = DirectFunctionCall1(namein,
-									  CStringGetDatum(GetUserNameFromId(caller, false)));
+	caller_name = apikey_role_name(caller);
 	m = mint(prefix);
 
 	/* name, prefix, hint, owner, owner_role, scopes, resources, ... */
@@ -523,8 +522,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 	 * else's key behaves exactly like a missing one, even when it is busy.
 	 */
 	selargs[0] = Int64GetDatum(key_id);
-	selargs[1] = DirectFunctionCall1(namein,
-									 CStringGetDatum(GetUserNameFromId(caller, false)));
+	selargs[1] = apikey_role_name(caller);
 	selargs[2] = BoolGetDatum(admin);
 	ret = apikey_actor_execute("SELECT prefix FROM apikey.keys"
 							   " WHERE id OPERATOR(pg_catalog.=) $1"

@@ -27,16 +27,6 @@ LOGDIR="$REPO_ROOT/.build/test-logs"
 rm -rf "$LOGDIR"
 mkdir -p "$LOGDIR"
 
-# count_tap FILE: add a TAP stream's ok / not ok lines to the totals
-count_tap() {
-	local ok notok
-	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$1")
-	notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$1")
-	PASSED=$((PASSED + ok))
-	FAILED=$((FAILED + notok))
-	echo "   $ok passed, $notok failed"
-}
-
 # suite NAME STATUS LOG: report a suite whose runner failed without a count
 suite_failed() {
 	echo "== $1: runner failed (exit $2), see $3"
@@ -44,19 +34,29 @@ suite_failed() {
 	FAILED=$((FAILED + 1))
 }
 
+# run_tap NAME COMMAND...: run a TAP producer into a log, add its ok / not ok
+# lines to the totals, and count one more failure when the runner failed
+# without reporting a failed test (a crash, a plan mismatch)
+run_tap() {
+	local name=$1 log="$LOGDIR/$1.log" st ok notok
+	shift
+	"$@" >"$log" 2>&1
+	st=$?
+	ok=$(grep -cE '^[[:space:]]*ok [0-9]+' "$log")
+	notok=$(grep -cE '^[[:space:]]*not ok [0-9]+' "$log")
+	PASSED=$((PASSED + ok))
+	FAILED=$((FAILED + notok))
+	echo "   $ok passed, $notok failed"
+	grep -E '^[[:space:]]*not ok [0-9]+' "$log"
+	[ $st -eq 0 ] || [ "$notok" -gt 0 ] || suite_failed "$name" $st "$log"
+}
+
 echo "== build"
 apikey_build_install || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 echo "== unit tests (no server)"
-make -s -C test/unit check >"$LOGDIR/unit.log" 2>&1
-st=$?
-count_tap "$LOGDIR/unit.log"
-[ $st -eq 0 ] || grep -q '^not ok' "$LOGDIR/unit.log" || suite_failed unit $st "$LOGDIR/unit.log"
-
-make -s -C test/unit fuzz-smoke >"$LOGDIR/fuzz.log" 2>&1
-st=$?
-count_tap "$LOGDIR/fuzz.log"
-[ $st -eq 0 ] || grep -q '^not ok' "$LOGDIR/fuzz.log" || suite_failed fuzz $st "$LOGDIR/fuzz.log"
+run_tap unit make -s -C test/unit check
+run_tap fuzz make -s -C test/unit fuzz-smoke
 
 echo "== starting a throwaway cluster"
 cluster_start || { echo "0 passed, 1 failed"; exit 1; }
@@ -82,37 +82,31 @@ count_regress() {
 	esac
 }
 
-echo "== pg_regress (make installcheck)"
-make -s installcheck ISOLATION= PG_CONFIG="$PG_CONFIG" >"$LOGDIR/regress.log" 2>&1
-st=$?
-grep -E '^test ' "$LOGDIR/regress.log"
-count_regress pg_regress "$LOGDIR/regress.log" $st
-[ -s regression.diffs ] && { echo "--- regression.diffs"; head -n 80 regression.diffs; }
+# run_regress NAME DIFFS MAKE-ARGS...: make installcheck for one suite
+run_regress() {
+	local name=$1 diffs=$2 log="$LOGDIR/$1.log" st
+	shift 2
+	echo "== $name (make installcheck)"
+	make -s installcheck PG_CONFIG="$PG_CONFIG" "$@" >"$log" 2>&1
+	st=$?
+	grep -E '^test ' "$log"
+	count_regress "$name" "$log" $st
+	[ -s "$diffs" ] && { echo "--- $diffs"; head -n 80 "$diffs"; }
+}
 
-echo "== isolation (make installcheck)"
-make -s installcheck REGRESS= PG_CONFIG="$PG_CONFIG" >"$LOGDIR/isolation.log" 2>&1
-st=$?
-grep -E '^test ' "$LOGDIR/isolation.log"
-count_regress isolation "$LOGDIR/isolation.log" $st
-d=test/isolation/output_iso/regression.diffs
-[ -s "$d" ] && { echo "--- $d"; head -n 80 "$d"; }
+run_regress pg_regress regression.diffs ISOLATION=
+run_regress isolation test/isolation/output_iso/regression.diffs REGRESS=
 
 echo "== pgTAP"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS apikey_tap" -c "CREATE DATABASE apikey_tap" >/dev/null &&
 	psql -X -q -v ON_ERROR_STOP=1 -d apikey_tap -c "CREATE EXTENSION pgtap; CREATE EXTENSION pgcrypto; CREATE EXTENSION apikey" >/dev/null
-pg_prove --verbose --failures -d apikey_tap test/pgtap/*.sql >"$LOGDIR/pgtap.log" 2>&1
-st=$?
+run_tap pgtap pg_prove --verbose --failures -d apikey_tap test/pgtap/*.sql
 tail -n 4 "$LOGDIR/pgtap.log"
-count_tap "$LOGDIR/pgtap.log"
-[ $st -eq 0 ] || { grep -E '^[[:space:]]*not ok' "$LOGDIR/pgtap.log"; grep -qE '^[[:space:]]*not ok' "$LOGDIR/pgtap.log" || suite_failed pgtap $st "$LOGDIR/pgtap.log"; }
 
 for f in test/shell/*.sh; do
 	[ -e "$f" ] || continue
 	echo "== $(basename "$f")"
-	bash "$f" >"$LOGDIR/$(basename "$f").log" 2>&1
-	st=$?
-	count_tap "$LOGDIR/$(basename "$f").log"
-	[ $st -eq 0 ] || grep -q '^not ok' "$LOGDIR/$(basename "$f").log" || suite_failed "$f" $st "$LOGDIR/$(basename "$f").log"
+	run_tap "$(basename "$f" .sh)" bash "$f"
 done
 
 cluster_stop

@@ -11,17 +11,20 @@ OBJS = \
 	src/audit.o \
 	src/catalog.o \
 	src/check.o \
+	src/dbrole.o \
 	src/guc.o \
+	src/identity.o \
 	src/keyformat.o \
 	src/manage.o \
+	src/postgrest.o \
 	src/scope.o \
 	src/secret.o \
 	src/verify.o
 
-DATA = sql/apikey--1.0.sql
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC = "apikey - API keys for PostgreSQL"
 
-REGRESS = create verify scopes rotate errors
+REGRESS = create verify scopes rotate errors postgrest
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
 ISOLATION = rotate rotate_foreign
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso

@@ -12,6 +12,22 @@
 PG_BINDIR=${PG_BINDIR:-$(${PG_CONFIG:-pg_config} --bindir)}
 CLUSTER_DIR=
 CLUSTER_LOG=
+CLEANUPS=()
+
+# on_exit CMD...: run CMD when the script exits (last registered runs first),
+# also on failure and on INT/TERM
+run_cleanups() {
+	local i
+	for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do
+		eval "${CLEANUPS[i]}"
+	done
+	CLEANUPS=()
+}
+on_exit() {
+	CLEANUPS+=("$*")
+	trap run_cleanups EXIT
+	trap 'run_cleanups; exit 130' INT TERM
+}
 
 # as_pg CMD...: run a command as the cluster's user
 as_pg() {
@@ -49,8 +65,7 @@ cluster_stop() {
 cluster_start() {
 	local line
 	CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/apikey-pg.XXXXXX")
-	trap cluster_stop EXIT
-	trap 'cluster_stop; exit 130' INT TERM
+	on_exit cluster_stop
 	chmod 755 "$CLUSTER_DIR"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown "${PG_RUN_AS:-postgres}" "$CLUSTER_DIR"

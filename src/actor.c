@@ -174,6 +174,16 @@ apikey_role_name(Oid role)
 }
 
 /*
+ * apikey_actor_role: the role the current statement acts for (C face of
+ * actor_role, for checks that must judge the caller, not the owner).
+ */
+Oid
+apikey_actor_role(void)
+{
+	return actor_role();
+}
+
+/*
  * apikey_acting_role() returns name: SQL face of actor_role.
  */
 Datum

@@ -10,6 +10,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 
 #include "apikey.h"
 
@@ -29,6 +30,10 @@ _PG_init(void)
 {
 	apikey_loaded_at_startup = process_shared_preload_libraries_in_progress;
 	apikey_guc_init();
+	apikey_identity_init();
+	apikey_postgrest_init();
 	apikey_catalog_init();
 	apikey_actor_init();
+	/* after every module defined its settings: no other apikey.* names */
+	MarkGUCPrefixReserved("apikey");
 }

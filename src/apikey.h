@@ -12,9 +12,14 @@
  *	catalog.c	per-backend cache of the extension's relation, index and
  *				column numbers, reset by relcache invalidation
  *	secret.c	minting a key from the strong random source, hashing it
- *	check.c		the "check a key" path shared by apikey_verify and, later,
- *				the PostgREST hook: index probe and every check in order
+ *	check.c		the "check a key" path shared by apikey_verify and the
+ *				PostgREST hook: index probe and every check in order
  *	verify.c	the SQL function apikey_verify
+ *	postgrest.c	apikey.postgrest_pre_request(), PostgREST's db-pre-request
+ *				hook, and its settings
+ *	identity.c	the request identity the hook records (apikey.key_id,
+ *				apikey.owner, apikey.scopes) and the helpers reading it
+ *	dbrole.c	which database roles a key may switch to (db_role)
  *	manage.c	the SQL functions apikey_create and apikey_rotate
  *	keyformat.c	pure C key format (see keyformat.h)
  *	scope.c		pure C scope syntax and matching (see scope.h)
@@ -45,6 +50,9 @@
 #define APIKEY_PREFIX_RULE \
 	"A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit."
 
+/* at most this many scopes per key, and per verify call */
+#define APIKEY_MAX_SCOPES 64
+
 /* apikey.c */
 extern bool apikey_loaded_at_startup;
 
@@ -64,6 +72,20 @@ extern int	apikey_actor_execute(const char *sql, int nargs, Oid *argtypes,
 								 Datum *values, const char *nulls, long count);
 extern Datum apikey_role_name(Oid role);
 extern bool apikey_actor_switched(void);
+extern Oid	apikey_actor_role(void);
+
+/* identity.c */
+extern void apikey_identity_init(void);
+extern void apikey_identity_set(int64 key_id, const char *owner, Datum scopes);
+extern void apikey_identity_clear(void);
+
+/* dbrole.c */
+extern const char *apikey_db_role_refusal(const char *rolname, Oid member,
+										  Oid *roleid, int *sqlstate);
+extern void apikey_db_role_validate(const char *rolname, Oid setter);
+
+/* postgrest.c */
+extern void apikey_postgrest_init(void);
 
 /* guc.c */
 extern char *apikey_default_prefix;
@@ -91,6 +113,7 @@ typedef struct ApikeyCatalog
 	AttrNumber	att_grace_until;
 	AttrNumber	att_secret_hash;
 	AttrNumber	att_grace_secret_hash;
+	AttrNumber	att_db_role;	/* 1.1; InvalidAttrNumber on a 1.0 schema */
 } ApikeyCatalog;
 
 extern void apikey_catalog_init(void);
@@ -155,6 +178,12 @@ typedef struct ApikeyResult
 	bool		expires_isnull;
 	Datum		retry_after;	/* interval, or 0 if NULL */
 	bool		retry_isnull;
+	TimestampTz grace_until;	/* set when the previous secret matched */
+	bool		grace_isnull;
+	Datum		db_role;		/* name, or 0 if NULL */
+	bool		db_role_isnull;
+	Datum		rate_window;	/* interval, or 0 if NULL */
+	bool		rate_window_isnull;
 	/* private to check.c */
 	Relation	rel;
 	TupleTableSlot *slot;
@@ -170,9 +199,11 @@ typedef struct ApikeyRequest
 	int			resource_len;
 	Datum		client_addr;	/* inet, or 0 */
 	bool		client_isnull;
+	bool		unsatisfiable;	/* a required scope no key can hold */
 } ApikeyRequest;
 
 extern int	apikey_code_http_status(ApikeyCode code);
+extern const char *apikey_code_name(ApikeyCode code);
 extern void apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required);
 extern Datum apikey_code_text(ApikeyCode code);
 extern void apikey_check_key(const char *key, size_t len,

@@ -65,8 +65,9 @@ not_installed(void)
 			 errhint("Run CREATE EXTENSION apikey.")));
 }
 
+/* optional_column: the column's number, or InvalidAttrNumber if missing */
 static AttrNumber
-column(TupleDesc desc, const char *name)
+optional_column(TupleDesc desc, const char *name)
 {
 	int			i;
 
@@ -77,6 +78,16 @@ column(TupleDesc desc, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return att->attnum;
 	}
+	return InvalidAttrNumber;
+}
+
+static AttrNumber
+column(TupleDesc desc, const char *name)
+{
+	AttrNumber	attnum = optional_column(desc, name);
+
+	if (attnum != InvalidAttrNumber)
+		return attnum;
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("column \"%s\" of apikey.keys is missing", name),
@@ -150,6 +161,8 @@ fill(void)
 	c.att_grace_until = column(desc, "grace_until");
 	c.att_secret_hash = column(desc, "secret_hash");
 	c.att_grace_secret_hash = column(desc, "grace_secret_hash");
+	/* added in 1.1: a database not yet updated from 1.0 has none */
+	c.att_db_role = optional_column(desc, "db_role");
 	table_close(rel, NoLock);
 
 	cache = c;

@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+
 #include "access/genam.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -65,6 +67,12 @@ apikey_code_text(ApikeyCode code)
 		MemoryContextSwitchTo(old);
 	}
 	return PointerGetDatum(texts[code]);
+}
+
+const char *
+apikey_code_name(ApikeyCode code)
+{
+	return codes[code].name;
 }
 
 int
@@ -168,6 +176,8 @@ scopes_satisfied(Datum granted, const ApikeyRequest *req)
 	int			i;
 	int			j;
 
+	if (req->unsatisfiable)
+		return false;
 	if (req->nscopes == 0)
 		return true;
 	deconstruct_array(DatumGetArrayTypeP(granted), TEXTOID, -1, false,
@@ -192,27 +202,64 @@ scopes_satisfied(Datum granted, const ApikeyRequest *req)
 	return true;
 }
 
-/* address_allowed: the client address lies in one of the allowed networks */
+/*
+ * ipv4_of_mapped: for an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what
+ * dual-stack servers report for IPv4 clients) the IPv4 address it carries;
+ * 0 for any other address.
+ */
+static Datum
+ipv4_of_mapped(Datum addr)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	inet	   *in = DatumGetInetPP(addr);
+	inet	   *out;
+
+	if (ip_family(in) != PGSQL_AF_INET6 || ip_bits(in) < 96 ||
+		memcmp(ip_addr(in), mapped, sizeof(mapped)) != 0)
+		return (Datum) 0;
+	out = (inet *) palloc0(sizeof(inet));
+	ip_family(out) = PGSQL_AF_INET;
+	ip_bits(out) = ip_bits(in) - 96;
+	memcpy(ip_addr(out), ip_addr(in) + 12, 4);
+	SET_INET_VARSIZE(out);
+	return InetPGetDatum(out);
+}
+
+/* in_networks: addr lies in one of the networks elems[0..n) */
+static bool
+in_networks(Datum *elems, bool *nulls, int n, Datum addr)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (!nulls[i] &&
+			DatumGetBool(DirectFunctionCall2(network_supeq, elems[i], addr)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * address_allowed: the client address lies in one of the allowed networks;
+ * an IPv4-mapped IPv6 address also as the IPv4 address it carries.
+ */
 static bool
 address_allowed(Datum cidrs, const ApikeyRequest *req)
 {
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	int			i;
+	Datum		v4;
 
 	if (req->client_isnull)
 		return false;
 	deconstruct_array(DatumGetArrayTypeP(cidrs), CIDROID, -1, false,
 					  TYPALIGN_INT, &elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-	{
-		if (!nulls[i] &&
-			DatumGetBool(DirectFunctionCall2(network_supeq, elems[i],
-											 req->client_addr)))
-			return true;
-	}
-	return false;
+	if (in_networks(elems, nulls, n, req->client_addr))
+		return true;
+	v4 = ipv4_of_mapped(req->client_addr);
+	return v4 != (Datum) 0 && in_networks(elems, nulls, n, v4);
 }
 
 /* resource_allowed: the requested resource is one of the key's */
@@ -264,6 +311,13 @@ evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
 	res->meta = slot_getattr(slot, cat->att_meta, &isnull);
 	d = slot_getattr(slot, cat->att_expires_at, &res->expires_isnull);
 	res->expires_at = res->expires_isnull ? 0 : DatumGetTimestampTz(d);
+	if (cat->att_db_role != InvalidAttrNumber)
+	{
+		d = slot_getattr(slot, cat->att_db_role, &res->db_role_isnull);
+		res->db_role = res->db_role_isnull ? (Datum) 0 : d;
+	}
+	d = slot_getattr(slot, cat->att_rate_window, &res->rate_window_isnull);
+	res->rate_window = res->rate_window_isnull ? (Datum) 0 : d;
 
 	if (!DatumGetBool(slot_getattr(slot, cat->att_enabled, &isnull)))
 	{
@@ -323,6 +377,8 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	memset(result, 0, sizeof(*result));
 	result->owner_isnull = result->resources_isnull = true;
 	result->expires_isnull = result->retry_isnull = true;
+	result->grace_isnull = result->db_role_isnull = true;
+	result->rate_window_isnull = true;
 
 	if (len > KF_KEY_MAX_LEN || kf_parse(key, len, NULL) != KF_OK)
 	{
@@ -347,6 +403,11 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 		/* the previous secret of a rotated key, still in its grace period */
 		found = !isnull &&
 			DatumGetTimestampTz(until) > GetCurrentTransactionStartTimestamp();
+		if (found)
+		{
+			result->grace_until = DatumGetTimestampTz(until);
+			result->grace_isnull = false;
+		}
 	}
 	kf_wipe(hash, sizeof(hash));
 

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * guc.c
- *	  The apikey.* configuration settings.
+ *	  The general apikey.* configuration settings; the PostgREST hook's
+ *	  live in postgrest.c, the request identity's in identity.c.
  *
  *	apikey.default_prefix	prefix for keys created without one (USERSET:
  *							it only chooses a visible label)
@@ -36,7 +37,8 @@ check_default_prefix(char **newval, void **extra, GucSource source)
 }
 
 /*
- * apikey_guc_init: define every apikey.* setting, then reserve the prefix.
+ * apikey_guc_init: define the general apikey.* settings (the hook's and the
+ * identity's are defined by postgrest.c and identity.c).
  */
 void
 apikey_guc_init(void)
@@ -51,6 +53,4 @@ apikey_guc_init(void)
 							   check_default_prefix,
 							   NULL,
 							   NULL);
-
-	MarkGUCPrefixReserved("apikey");
 }

@@ -33,7 +33,6 @@
 
 #define NAME_MAX_CHARS		256
 #define OWNER_MAX_CHARS		256
-#define MAX_SCOPES			64
 #define MAX_GRACE_DAYS		7
 
 PG_FUNCTION_INFO_V1(apikey_create);
@@ -153,11 +152,11 @@ validate_scopes(ArrayType *scopes)
 	int			n = text_array_elems(scopes, "scopes", &elems);
 	int			bad;
 
-	if (n > MAX_SCOPES)
+	if (n > APIKEY_MAX_SCOPES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too many scopes"),
-				 errdetail("A key has at most %d scopes.", MAX_SCOPES)));
+				 errdetail("A key has at most %d scopes.", APIKEY_MAX_SCOPES)));
 	bad = bad_scope(elems, NULL, n);
 	if (bad > 0)
 		ereport(ERROR,
@@ -182,7 +181,7 @@ apikey_scopes_valid(PG_FUNCTION_ARGS)
 	if (ARR_NDIM(arr) > 1)
 		PG_RETURN_BOOL(false);
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	PG_RETURN_BOOL(n <= MAX_SCOPES && bad_scope(elems, nulls, n) == 0);
+	PG_RETURN_BOOL(n <= APIKEY_MAX_SCOPES && bad_scope(elems, nulls, n) == 0);
 }
 
 /*
@@ -338,9 +337,14 @@ refuse_group_role(Oid caller)
 
 /*
  * apikey_create(name, scopes, expires_at, prefix, owner, resources, meta,
- *				 rate_limit, rate_window, allowed_cidrs)
+ *				 rate_limit, rate_window, allowed_cidrs, db_role)
  *	returns table (key_id bigint, key text)
+ *
+ * 1.0's SQL declaration has no db_role (10 arguments); the same C function
+ * serves both until ALTER EXTENSION apikey UPDATE.
  */
+#define CREATE_NARGS 15
+
 Datum
 apikey_create(PG_FUNCTION_ARGS)
 {
@@ -350,11 +354,12 @@ apikey_create(PG_FUNCTION_ARGS)
 	Datum		caller_name;
 	const ApikeyCatalog *cat;
 	Minted		m;
-	Oid			argtypes[14] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
+	bool		has_db_role = PG_NARGS() > 10;
+	Oid			argtypes[CREATE_NARGS] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
 		TEXTARRAYOID, TEXTARRAYOID, CIDRARRAYOID, JSONBOID, TIMESTAMPTZOID,
-	INT4OID, INTERVALOID, NAMEOID, BYTEAOID};
-	Datum		args[14];
-	char		argnulls[14];
+	INT4OID, INTERVALOID, NAMEOID, BYTEAOID, NAMEOID};
+	Datum		args[CREATE_NARGS];
+	char		argnulls[CREATE_NARGS];
 	ApikeyActorSwitch saved;
 	int64		key_id;
 	bool		isnull;
@@ -401,6 +406,8 @@ apikey_create(PG_FUNCTION_ARGS)
 		validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));
 
 	refuse_group_role(caller);
+	if (has_db_role && !PG_ARGISNULL(10))
+		apikey_db_role_validate(NameStr(*PG_GETARG_NAME(10)), caller);
 
 	InitMaterializedSRF(fcinfo, 0);
 	caller_name = apikey_role_name(caller);
@@ -428,16 +435,26 @@ apikey_create(PG_FUNCTION_ARGS)
 	argnulls[11] = PG_ARGISNULL(8) ? 'n' : ' ';
 	args[12] = caller_name;
 	args[13] = PointerGetDatum(m.hash);
+	if (has_db_role)
+	{
+		args[14] = PG_GETARG_DATUM(10);
+		argnulls[14] = PG_ARGISNULL(10) ? 'n' : ' ';
+	}
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
 	saved = apikey_actor_begin(cat->keys_owner);
-	ret = apikey_actor_execute(
+	ret = apikey_actor_execute(has_db_role ?
 							   "INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
-								" resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
-								" created_by, secret_hash)"
-								" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-								" RETURNING id",
-							   14, argtypes, args, argnulls, 1);
+							   " resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
+							   " created_by, secret_hash, db_role)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+							   " RETURNING id" :
+							   "INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
+							   " resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
+							   " created_by, secret_hash)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+							   " RETURNING id",
+							   has_db_role ? 15 : 14, argtypes, args, argnulls, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into apikey.keys: %s", SPI_result_code_string(ret));
 	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

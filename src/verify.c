@@ -2,7 +2,8 @@
  *
  * verify.c
  *	  The SQL function apikey_verify: unpack the arguments, run the shared
- *	  check (check.c) and build an apikey.verification row.  The row type's
+ *	  check (check.c) and build an apikey.verification row (12 columns,
+ *	  or 1.0's 11 until ALTER EXTENSION apikey UPDATE).  The row type's
  *	  descriptor is looked up once per call site and kept in fn_extra.
  *
  *-------------------------------------------------------------------------
@@ -16,7 +17,9 @@
 
 #include "apikey.h"
 
-#define VERIFICATION_NATTS 11
+/* 1.1 added grace_until; a database still on 1.0 has the first 11 */
+#define VERIFICATION_NATTS 12
+#define VERIFICATION_NATTS_1_0 11
 
 PG_FUNCTION_INFO_V1(apikey_verify);
 
@@ -34,7 +37,8 @@ result_desc(FunctionCallInfo fcinfo)
 
 		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 			elog(ERROR, "return type must be a row type");
-		if (desc->natts != VERIFICATION_NATTS)
+		if (desc->natts != VERIFICATION_NATTS &&
+			desc->natts != VERIFICATION_NATTS_1_0)
 			elog(ERROR, "apikey.verification has %d columns, expected %d",
 				 desc->natts, VERIFICATION_NATTS);
 		desc = BlessTupleDesc(desc);
@@ -116,6 +120,8 @@ apikey_verify(PG_FUNCTION_ARGS)
 	}
 	values[10] = res.retry_after;
 	nulls[10] = res.retry_isnull;
+	values[11] = TimestampTzGetDatum(res.grace_until);
+	nulls[11] = res.grace_isnull;
 
 	/* forming the tuple copies the identity out of the key's row */
 	tuple = heap_form_tuple(desc, values, nulls);

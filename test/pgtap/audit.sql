@@ -314,15 +314,15 @@ UPDATE pg_temp.pt_mark SET id = (SELECT max(id) FROM apikey.audit);
 SELECT is_empty(format('SELECT id, acting_key_id FROM apikey.audit WHERE id > %s AND acting_key_id IS NOT NULL',
 	(SELECT first FROM pg_temp.pt_mark)),
 	'acting_key_id is NULL on every row written outside a request');
--- The request context (apikey.key_id, set by postgrest_pre_request per the
--- SPEC) cannot be set from SQL: "apikey" is a reserved GUC prefix and
--- apikey.key_id is not a defined setting.  Asserted as it is today.
-SELECT throws_ok($$SELECT set_config('apikey.key_id', '42', true)$$, '42602',
-	'invalid configuration parameter name "apikey.key_id"',
-	'set_config(''apikey.key_id'') is refused: reserved prefix, setting not defined');
-SELECT throws_ok($$SET LOCAL apikey.key_id = '42'$$, '42602',
-	'invalid configuration parameter name "apikey.key_id"',
-	'SET LOCAL apikey.key_id is refused: reserved prefix, setting not defined');
+-- The request context (apikey.key_id, set only by postgrest_pre_request)
+-- cannot be set from SQL: it is an internal setting.  test/pgtap/postgrest.sql
+-- shows acting_key_id naming the key of a request that changes a key.
+SELECT throws_ok($$SELECT set_config('apikey.key_id', '42', true)$$, '55P02',
+	'parameter "apikey.key_id" cannot be changed',
+	'set_config(''apikey.key_id'') is refused: only the hook sets it');
+SELECT throws_ok($$SET LOCAL apikey.key_id = '42'$$, '55P02',
+	'parameter "apikey.key_id" cannot be changed',
+	'SET LOCAL apikey.key_id is refused: only the hook sets it');
 
 ------------------------------------------------------------------------
 -- rolled back changes leave nothing (7)

@@ -13,8 +13,8 @@ CREATE TEMP TABLE sig (fn name PRIMARY KEY, args name[] NOT NULL, regproc text N
 INSERT INTO sig VALUES
 	('apikey_create',
 	 ARRAY['text', 'text[]', 'timestamp with time zone', 'text', 'text', 'text[]', 'jsonb',
-		   'integer', 'interval', 'cidr[]'],
-	 'apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[])'),
+		   'integer', 'interval', 'cidr[]', 'name'],
+	 'apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name)'),
 	('apikey_verify', ARRAY['text', 'text[]', 'text', 'inet'],
 	 'apikey.apikey_verify(text, text[], text, inet)'),
 	('apikey_rotate', ARRAY['bigint', 'interval'],
@@ -29,14 +29,14 @@ SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'apikey'), fa
           'extension is not relocatable');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'apikey'), 'apikey',
           'extension namespace is apikey');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'apikey'), '1.0',
-          'extension version is 1.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'apikey'), '1.1',
+          'extension version is 1.1');
 SELECT is((SELECT ROW(superuser, trusted, relocatable, schema::text)::text
-             FROM pg_available_extension_versions WHERE name = 'apikey' AND version = '1.0'),
+             FROM pg_available_extension_versions WHERE name = 'apikey' AND version = '1.1'),
           ROW(true, false, false, 'apikey')::text,
           'control file: superuser = true, not trusted, not relocatable, schema = apikey');
-SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'apikey'), '1.0',
-          'control file: default_version = 1.0');
+SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'apikey'), '1.1',
+          'control file: default_version = 1.1');
 SELECT is(ARRAY(
 	SELECT o.what FROM (
 		SELECT 'pg_proc'::regclass AS classid, p.oid, 'function ' || p.proname AS what
@@ -125,7 +125,8 @@ SELECT is(ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
                  ORDER BY a.attnum),
           ARRAY['valid boolean', 'code text', 'http_status integer', 'key_id bigint', 'name text',
                 'owner text', 'scopes text[]', 'resources text[]', 'meta jsonb',
-                'expires_at timestamp with time zone', 'retry_after interval'],
+                'expires_at timestamp with time zone', 'retry_after interval',
+                'grace_until timestamp with time zone'],
           'apikey.verification has the SPEC columns, types and order');
 
 ------------------------------------------------------------------------
@@ -152,7 +153,8 @@ SELECT is(pg_get_function_arguments('apikey.apikey_create'::regproc),
           'name text, scopes text[], expires_at timestamp with time zone DEFAULT NULL::timestamp with time zone, '
           'prefix text DEFAULT NULL::text, owner text DEFAULT NULL::text, resources text[] DEFAULT NULL::text[], '
           'meta jsonb DEFAULT ''{}''::jsonb, rate_limit integer DEFAULT NULL::integer, '
-          'rate_window interval DEFAULT NULL::interval, allowed_cidrs cidr[] DEFAULT NULL::cidr[]',
+          'rate_window interval DEFAULT NULL::interval, allowed_cidrs cidr[] DEFAULT NULL::cidr[], '
+          'db_role name DEFAULT NULL::name',
           'apikey_create parameter names and defaults');
 SELECT is(pg_get_function_arguments('apikey.apikey_verify'::regproc),
           'key text, required_scopes text[] DEFAULT ''{}''::text[], resource text DEFAULT NULL::text, '

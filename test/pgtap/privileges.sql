@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(311);
+SELECT plan(341);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -114,10 +114,10 @@ SELECT columns_are('apikey', 'keys', ARRAY[
 	'id', 'name', 'prefix', 'hint', 'owner', 'owner_role', 'scopes', 'resources',
 	'allowed_cidrs', 'meta', 'enabled', 'expires_at', 'rate_limit', 'rate_window',
 	'created_at', 'created_by', 'rotated_at', 'last_used_at', 'use_count',
-	'secret_hash', 'grace_secret_hash', 'grace_until'],
+	'secret_hash', 'grace_secret_hash', 'grace_until', 'db_role'],
 	'apikey.keys has exactly the columns of the privilege matrix');
 
--- apikey.keys, every column x every role (22 x 5 = 110).
+-- apikey.keys, every column x every role (23 x 5 = 115).
 --   sel: admins and managers may SELECT it
 --   upd: admins and managers may UPDATE it; upd_admin: admins only
 -- Nobody may INSERT or REFERENCES anything; nobody reads or writes a hash.
@@ -152,7 +152,8 @@ SELECT column_privs_are('apikey', 'keys', c.col::name, r.rol::name,
                ('use_count',         true,  false, false),
                ('secret_hash',       false, false, false),
                ('grace_secret_hash', false, false, false),
-               ('grace_until',       true,  false, false)) AS c(col, sel, upd, upd_admin);
+               ('grace_until',       true,  false, false),
+               ('db_role',           true,  true,  false)) AS c(col, sel, upd, upd_admin);
 
 -- apikey.audit: read-only for admins and managers (5)
 SELECT table_privs_are('apikey', 'audit', 'apikey_admin', ARRAY['SELECT']);
@@ -174,20 +175,25 @@ SELECT sequence_privs_are('apikey', s.seq::name, r.rol::name, ARRAY[]::name[])
  CROSS JOIN (VALUES ('apikey_admin'), ('apikey_manager'), ('apikey_verifier'),
                     ('pt_priv_plain'), ('public')) AS r(rol);
 
--- functions x roles (7 x 5 = 35)
+-- functions x roles (12 x 5 = 60)
 SELECT function_privs_are('apikey', f.fn::name, f.args::name[], r.rol::name,
 	CASE WHEN (r.rol = 'apikey_admin' AND f.adm) OR (r.rol = 'apikey_manager' AND f.mgr)
 	       OR (r.rol = 'apikey_verifier' AND f.ver)
 		 THEN ARRAY['EXECUTE']::name[] ELSE '{}'::name[] END)
   FROM (VALUES
 		('apikey_create', ARRAY['text', 'text[]', 'timestamptz', 'text', 'text', 'text[]', 'jsonb',
-		                        'integer', 'interval', 'cidr[]'], true, true, false),
+		                        'integer', 'interval', 'cidr[]', 'name'], true, true, false),
 		('apikey_verify', ARRAY['text', 'text[]', 'text', 'inet'], true, true, true),
 		('apikey_rotate', ARRAY['bigint', 'interval'], true, true, false),
 		('acting_role', ARRAY[]::text[], false, false, false),
 		('keys_audit_row', ARRAY['text', 'apikey.keys', 'apikey.keys'], false, false, false),
 		('keys_audit', ARRAY[]::text[], false, false, false),
-		('audit_immutable', ARRAY[]::text[], false, false, false)) AS f(fn, args, adm, mgr, ver)
+		('audit_immutable', ARRAY[]::text[], false, false, false),
+		('db_role_guard', ARRAY[]::text[], false, false, false),
+		('postgrest_pre_request', ARRAY[]::text[], true, true, true),
+		('current_key_id', ARRAY[]::text[], true, true, true),
+		('current_owner', ARRAY[]::text[], true, true, true),
+		('has_scope', ARRAY['text'], true, true, true)) AS f(fn, args, adm, mgr, ver)
  CROSS JOIN (VALUES ('apikey_admin'), ('apikey_manager'), ('apikey_verifier'),
                     ('pt_priv_plain'), ('public')) AS r(rol);
 
@@ -231,7 +237,8 @@ $$, 'no role but a superuser may read, write or reference secret_hash or grace_s
 SELECT columns_are('apikey', 'key_status', ARRAY[
 	'id', 'name', 'prefix', 'hint', 'owner', 'owner_role', 'scopes', 'resources',
 	'allowed_cidrs', 'state', 'enabled', 'expires_at', 'rate_limit', 'rate_window',
-	'rotated_at', 'grace_until', 'last_used_at', 'use_count', 'created_at', 'created_by'],
+	'rotated_at', 'grace_until', 'last_used_at', 'use_count', 'created_at', 'created_by',
+	'db_role'],
 	'apikey.key_status has the documented columns and no hash');
 SELECT is_empty($$
 	SELECT attname FROM pg_catalog.pg_attribute

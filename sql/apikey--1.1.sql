@@ -1,0 +1,605 @@
+/* apikey--1.1.sql: API keys for PostgreSQL (full install of version 1.1) */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION apikey" to load this file. \quit
+
+/*
+ * The schema must be ours: CREATE EXTENSION adopts an existing schema
+ * "apikey", and one owned by an ordinary role, or holding objects already,
+ * would let that role replace what we install.
+ */
+DO $guard$
+BEGIN
+	IF NOT (SELECT r.rolsuper
+			  FROM pg_catalog.pg_namespace n
+			  JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+			 WHERE n.nspname OPERATOR(pg_catalog.=) 'apikey') THEN
+		RAISE EXCEPTION 'schema "apikey" is owned by a role that is not a superuser'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Drop or rename that schema, then run CREATE EXTENSION apikey again.';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_class
+				WHERE relnamespace OPERATOR(pg_catalog.=) 'apikey'::pg_catalog.regnamespace)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc
+				   WHERE pronamespace OPERATOR(pg_catalog.=) 'apikey'::pg_catalog.regnamespace)
+	   OR EXISTS (SELECT 1 FROM pg_catalog.pg_type
+				   WHERE typnamespace OPERATOR(pg_catalog.=) 'apikey'::pg_catalog.regnamespace) THEN
+		RAISE EXCEPTION 'schema "apikey" already contains objects'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Install apikey into a new or empty schema "apikey".';
+	END IF;
+END
+$guard$;
+
+/*
+ * Roles.  They are cluster-wide, so they are created only if missing and
+ * are not members of the extension: DROP EXTENSION leaves them alone.
+ */
+DO $roles$
+DECLARE
+	r text;
+BEGIN
+	FOREACH r IN ARRAY ARRAY['apikey_admin', 'apikey_manager', 'apikey_verifier']
+	LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+		END IF;
+	END LOOP;
+END
+$roles$;
+
+REVOKE ALL ON SCHEMA apikey FROM PUBLIC;
+GRANT USAGE ON SCHEMA apikey TO apikey_admin, apikey_manager, apikey_verifier;
+
+/* The scope rules apikey_create enforces, for the CHECK on apikey.keys. */
+CREATE FUNCTION apikey.scopes_valid(scopes text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_scopes_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.scopes_valid(text[]) IS
+	'true if every scope is well formed, within the limits, and there are at most 64 (the CHECK on apikey.keys.scopes)';
+
+/* The key of the index apikey_verify probes. */
+CREATE FUNCTION apikey.hash_prefix(hash bytea)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'apikey_hash_prefix'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.hash_prefix(bytea) IS
+	'the first 8 bytes of a hash as a bigint: the key of the index apikey_verify probes';
+
+/*
+ * apikey.keys: one row per key.  The secret itself is never stored, only
+ * the SHA-256 of the whole key string.
+ */
+CREATE TABLE apikey.keys (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name			text NOT NULL
+		CONSTRAINT keys_name_check
+		CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 256
+			   AND name OPERATOR(pg_catalog.~) '[^ \t\n\r\f\v]'),
+	prefix			text NOT NULL
+		CONSTRAINT keys_prefix_check
+		CHECK (prefix OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,30}[a-z0-9]$'),
+	hint			text NOT NULL,
+	owner			text
+		CONSTRAINT keys_owner_check
+		CHECK (pg_catalog.char_length(owner) <= 256),
+	owner_role		name NOT NULL,
+	scopes			text[] NOT NULL
+		CONSTRAINT keys_scopes_check
+		CHECK (apikey.scopes_valid(scopes)),
+	resources		text[]
+		CONSTRAINT keys_resources_check
+		CHECK (pg_catalog.array_ndims(resources) OPERATOR(pg_catalog.=) 1
+			   AND pg_catalog.cardinality(resources) OPERATOR(pg_catalog.>) 0
+			   AND pg_catalog.array_position(resources, NULL) IS NULL
+			   AND pg_catalog.array_position(resources, '') IS NULL),
+	allowed_cidrs	cidr[]
+		CONSTRAINT keys_allowed_cidrs_check
+		CHECK (pg_catalog.array_ndims(allowed_cidrs) OPERATOR(pg_catalog.=) 1
+			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.>) 0
+			   AND pg_catalog.array_position(allowed_cidrs, NULL) IS NULL),
+	meta			jsonb NOT NULL DEFAULT '{}'
+		CONSTRAINT keys_meta_check
+		CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'),
+	enabled			boolean NOT NULL DEFAULT true,
+	expires_at		timestamptz,
+	rate_limit		integer
+		CONSTRAINT keys_rate_limit_check
+		CHECK (rate_limit OPERATOR(pg_catalog.>) 0),
+	rate_window		interval
+		CONSTRAINT keys_rate_window_check
+		CHECK (rate_window OPERATOR(pg_catalog.>) '0'::interval),
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_by		name NOT NULL DEFAULT CURRENT_USER,
+	rotated_at		timestamptz,
+	last_used_at	timestamptz,
+	use_count		bigint NOT NULL DEFAULT 0,
+	secret_hash		bytea NOT NULL
+		CONSTRAINT keys_secret_hash_check
+		CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32),
+	grace_secret_hash bytea
+		CONSTRAINT keys_grace_secret_hash_check
+		CHECK (pg_catalog.octet_length(grace_secret_hash) OPERATOR(pg_catalog.=) 32),
+	grace_until		timestamptz,
+	db_role			name,
+	CONSTRAINT keys_rate_pair_check
+		CHECK ((rate_limit IS NULL) OPERATOR(pg_catalog.=) (rate_window IS NULL)),
+	CONSTRAINT keys_grace_pair_check
+		CHECK ((grace_secret_hash IS NULL) OPERATOR(pg_catalog.=) (grace_until IS NULL))
+);
+
+/*
+ * The unique index keeps hashes unique; apikey_verify probes the smaller
+ * index on the hash's first 8 bytes (fewer B-tree levels) and rechecks
+ * the whole hash.
+ */
+CREATE UNIQUE INDEX keys_secret_hash_idx ON apikey.keys (secret_hash);
+CREATE INDEX keys_hash_prefix_idx ON apikey.keys (apikey.hash_prefix(secret_hash));
+CREATE INDEX keys_grace_hash_prefix_idx ON apikey.keys (apikey.hash_prefix(grace_secret_hash))
+	WHERE grace_secret_hash IS NOT NULL;
+CREATE INDEX keys_owner_role_idx ON apikey.keys (owner_role);
+
+COMMENT ON TABLE apikey.keys IS
+	'API keys, one row per key; the secret is stored only as a SHA-256 hash';
+COMMENT ON COLUMN apikey.keys.id IS 'key id, stable across rotations';
+COMMENT ON COLUMN apikey.keys.name IS 'human-readable name, 1 to 256 characters';
+COMMENT ON COLUMN apikey.keys.prefix IS 'visible key prefix, the part before the last underscore';
+COMMENT ON COLUMN apikey.keys.hint IS 'display hint: prefix, first and last characters of the key';
+COMMENT ON COLUMN apikey.keys.owner IS 'the application''s own owner id (user, team, org)';
+COMMENT ON COLUMN apikey.keys.owner_role IS 'database role that owns the key (row-level security)';
+COMMENT ON COLUMN apikey.keys.scopes IS 'granted scopes, segment(:segment)*, * as wildcard';
+COMMENT ON COLUMN apikey.keys.resources IS 'resource ids the key is bound to; NULL: all resources';
+COMMENT ON COLUMN apikey.keys.allowed_cidrs IS 'client networks the key may be used from; NULL: any';
+COMMENT ON COLUMN apikey.keys.meta IS 'free-form JSON object returned by apikey_verify';
+COMMENT ON COLUMN apikey.keys.enabled IS 'false: the key verifies as DISABLED';
+COMMENT ON COLUMN apikey.keys.expires_at IS 'the key verifies as EXPIRED from this time on; NULL: never';
+COMMENT ON COLUMN apikey.keys.rate_limit IS 'token bucket capacity; NULL: no limit';
+COMMENT ON COLUMN apikey.keys.rate_window IS 'time in which rate_limit tokens are refilled';
+COMMENT ON COLUMN apikey.keys.created_at IS 'when the key was created';
+COMMENT ON COLUMN apikey.keys.created_by IS 'role that created the key';
+COMMENT ON COLUMN apikey.keys.rotated_at IS 'when the secret was last rotated';
+COMMENT ON COLUMN apikey.keys.last_used_at IS 'not maintained yet: always NULL';
+COMMENT ON COLUMN apikey.keys.use_count IS 'not maintained yet: always 0';
+COMMENT ON COLUMN apikey.keys.secret_hash IS 'SHA-256 of the whole key string; readable by superusers only';
+COMMENT ON COLUMN apikey.keys.grace_secret_hash IS 'SHA-256 of the previous key during a rotation grace period';
+COMMENT ON COLUMN apikey.keys.grace_until IS 'the previous key stops verifying at this time';
+COMMENT ON COLUMN apikey.keys.db_role IS
+	'database role apikey.postgrest_pre_request() switches to for this key (SET LOCAL ROLE); NULL: none';
+
+REVOKE ALL ON apikey.keys FROM PUBLIC;
+
+/* The result of apikey_verify. */
+CREATE TYPE apikey.verification AS (
+	valid			boolean,
+	code			text,
+	http_status		integer,
+	key_id			bigint,
+	name			text,
+	owner			text,
+	scopes			text[],
+	resources		text[],
+	meta			jsonb,
+	expires_at		timestamptz,
+	retry_after		interval,
+	grace_until		timestamptz
+);
+COMMENT ON TYPE apikey.verification IS
+	'result of apikey_verify: valid, code (VALID, MALFORMED, NOT_FOUND, ...), HTTP status and the key''s identity';
+COMMENT ON COLUMN apikey.verification.valid IS 'true only for code VALID';
+COMMENT ON COLUMN apikey.verification.code IS 'VALID, MALFORMED, NOT_FOUND, DISABLED, EXPIRED, INSUFFICIENT_SCOPE, IP_DENIED, RESOURCE_DENIED or RATE_LIMITED';
+COMMENT ON COLUMN apikey.verification.http_status IS 'HTTP status for the code: 200, 401, 403, 404 or 429';
+COMMENT ON COLUMN apikey.verification.key_id IS 'the key''s id; NULL for MALFORMED and NOT_FOUND';
+COMMENT ON COLUMN apikey.verification.name IS 'the key''s name; NULL for MALFORMED and NOT_FOUND';
+COMMENT ON COLUMN apikey.verification.owner IS 'the key''s application owner id';
+COMMENT ON COLUMN apikey.verification.scopes IS 'the scopes granted to the key';
+COMMENT ON COLUMN apikey.verification.resources IS 'the resources the key is bound to; NULL: all';
+COMMENT ON COLUMN apikey.verification.meta IS 'the key''s free-form metadata';
+COMMENT ON COLUMN apikey.verification.expires_at IS 'when the key expires; NULL: never';
+COMMENT ON COLUMN apikey.verification.retry_after IS 'for RATE_LIMITED: when to retry';
+COMMENT ON COLUMN apikey.verification.grace_until IS
+	'set when the key presented is the previous secret of a rotated key: it stops working at this time';
+
+CREATE FUNCTION apikey.apikey_create(
+	name text,
+	scopes text[],
+	expires_at timestamptz DEFAULT NULL,
+	prefix text DEFAULT NULL,
+	owner text DEFAULT NULL,
+	resources text[] DEFAULT NULL,
+	meta jsonb DEFAULT '{}',
+	rate_limit integer DEFAULT NULL,
+	rate_window interval DEFAULT NULL,
+	allowed_cidrs cidr[] DEFAULT NULL,
+	db_role name DEFAULT NULL)
+RETURNS TABLE (key_id bigint, key text)
+AS 'MODULE_PATHNAME', 'apikey_create'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name) IS
+	'create an API key owned by the current role; returns its id and the key, shown only this once';
+
+CREATE FUNCTION apikey.apikey_verify(
+	key text,
+	required_scopes text[] DEFAULT '{}',
+	resource text DEFAULT NULL,
+	client_addr inet DEFAULT NULL)
+RETURNS apikey.verification
+AS 'MODULE_PATHNAME', 'apikey_verify'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+COMMENT ON FUNCTION apikey.apikey_verify(text, text[], text, inet) IS
+	'check an API key against required scopes, a resource and a client address; never raises for a bad key';
+
+CREATE FUNCTION apikey.apikey_rotate(key_id bigint, grace interval DEFAULT '0')
+RETURNS text
+AS 'MODULE_PATHNAME', 'apikey_rotate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION apikey.apikey_rotate(bigint, interval) IS
+	'give a key a new secret, keeping its identity; the old secret works until commit or for the grace period (at most 7 days)';
+
+/*
+ * apikey.acting_role(): the role the audit trigger records as current_user.
+ * Inside apikey_create/apikey_rotate (which run their statements as the
+ * table owner) it is their caller; everywhere else current_user.
+ */
+CREATE FUNCTION apikey.acting_role()
+RETURNS name
+AS 'MODULE_PATHNAME', 'apikey_acting_role'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.acting_role() IS
+	'role on whose behalf the current statement runs (the caller inside apikey_create and apikey_rotate)';
+
+/*
+ * apikey.audit: append-only log of every change to apikey.keys.
+ */
+CREATE TABLE apikey.audit (
+	id					bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	at					timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	action				text NOT NULL
+		CONSTRAINT audit_action_check
+		CHECK (action OPERATOR(pg_catalog.=) ANY
+			   (ARRAY['create', 'rotate', 'enable', 'disable', 'update', 'delete']::text[])),
+	key_id				bigint,
+	key_owner_role		name,
+	actor_session_user	name NOT NULL DEFAULT SESSION_USER,
+	actor_current_user	name NOT NULL,
+	acting_key_id		bigint,
+	detail				jsonb NOT NULL DEFAULT '{}',
+	client_addr			inet DEFAULT pg_catalog.inet_client_addr(),
+	application_name	text DEFAULT pg_catalog.current_setting('application_name')
+);
+CREATE INDEX audit_key_id_at_idx ON apikey.audit (key_id, at);
+CREATE INDEX audit_at_idx ON apikey.audit (at);
+
+COMMENT ON TABLE apikey.audit IS
+	'append-only audit log: one row per change to apikey.keys; never contains a secret';
+COMMENT ON COLUMN apikey.audit.id IS 'audit entry id, increasing';
+COMMENT ON COLUMN apikey.audit.at IS 'transaction time of the change';
+COMMENT ON COLUMN apikey.audit.action IS 'create, rotate, enable, disable, update or delete';
+COMMENT ON COLUMN apikey.audit.key_id IS 'the key changed (no foreign key: deleted keys keep their history)';
+COMMENT ON COLUMN apikey.audit.key_owner_role IS 'owner_role of the key at the time (managers see rows of their own keys)';
+COMMENT ON COLUMN apikey.audit.actor_session_user IS 'session_user of the change';
+COMMENT ON COLUMN apikey.audit.actor_current_user IS 'current_user of the change (the caller of apikey_create/apikey_rotate)';
+COMMENT ON COLUMN apikey.audit.acting_key_id IS 'the key that authenticated the request making the change, if any (apikey.key_id)';
+COMMENT ON COLUMN apikey.audit.detail IS 'what changed: old and new values, never a secret or a hash';
+COMMENT ON COLUMN apikey.audit.client_addr IS 'client address of the session making the change';
+COMMENT ON COLUMN apikey.audit.application_name IS 'application_name of the session making the change';
+
+/*
+ * apikey.keys_audit_row(op, old, new): append the audit row for one change.
+ * Called by the C trigger apikey.keys_audit() as the table owner; nobody
+ * else may execute it.
+ */
+CREATE FUNCTION apikey.keys_audit_row(op text, o apikey.keys, n apikey.keys)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	secret	text[] := ARRAY['secret_hash', 'grace_secret_hash'];
+	-- not audited as "update": rotation and usage bookkeeping
+	quiet	text[] := ARRAY['secret_hash', 'grace_secret_hash', 'grace_until',
+						   'hint', 'rotated_at', 'last_used_at', 'use_count'];
+	oj		jsonb;
+	nj		jsonb;
+	old_c	jsonb := '{}';
+	new_c	jsonb := '{}';
+	col		text;
+	act		text;
+	d		jsonb;
+	r		apikey.keys;
+BEGIN
+	IF op = 'INSERT' THEN
+		r := n;
+		act := 'create';
+		d := pg_catalog.jsonb_build_object('new', pg_catalog.to_jsonb(n) OPERATOR(pg_catalog.-) secret);
+	ELSIF op = 'DELETE' THEN
+		r := o;
+		act := 'delete';
+		d := pg_catalog.jsonb_build_object('old', pg_catalog.to_jsonb(o) OPERATOR(pg_catalog.-) secret);
+	ELSE
+		r := n;
+		oj := pg_catalog.to_jsonb(o);
+		nj := pg_catalog.to_jsonb(n);
+		FOR col IN SELECT k FROM pg_catalog.jsonb_object_keys(nj) AS k ORDER BY k LOOP
+			IF col OPERATOR(pg_catalog.<>) ALL (quiet)
+			   AND (oj OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (nj OPERATOR(pg_catalog.->) col) THEN
+				old_c := old_c OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(col, oj OPERATOR(pg_catalog.->) col);
+				new_c := new_c OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(col, nj OPERATOR(pg_catalog.->) col);
+			END IF;
+		END LOOP;
+		IF o.secret_hash IS DISTINCT FROM n.secret_hash THEN
+			act := 'rotate';
+			d := pg_catalog.jsonb_build_object(
+				'old_hint', o.hint, 'new_hint', n.hint,
+				'grace_until', n.grace_until);
+			IF old_c OPERATOR(pg_catalog.<>) '{}' THEN
+				d := d OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
+			END IF;
+		ELSIF old_c OPERATOR(pg_catalog.=) '{}' THEN
+			RETURN;				-- nothing worth auditing changed
+		ELSE
+			IF o.enabled IS DISTINCT FROM n.enabled THEN
+				act := CASE WHEN n.enabled THEN 'enable' ELSE 'disable' END;
+			ELSE
+				act := 'update';
+			END IF;
+			d := pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
+		END IF;
+	END IF;
+
+	INSERT INTO apikey.audit (action, key_id, key_owner_role, actor_current_user,
+							  acting_key_id, detail)
+	VALUES (act, r.id, r.owner_role, apikey.acting_role(),
+			NULLIF(pg_catalog.current_setting('apikey.key_id', true), '')::pg_catalog.int8,
+			d);
+END
+$$;
+COMMENT ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) IS
+	'append the apikey.audit row for one change of apikey.keys (called by the keys_audit trigger)';
+
+CREATE FUNCTION apikey.keys_audit()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_keys_audit'
+LANGUAGE C
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION apikey.keys_audit() IS
+	'trigger: append one apikey.audit row for each created, rotated, enabled, disabled, updated or deleted key';
+
+CREATE TRIGGER keys_audit
+	AFTER INSERT OR UPDATE OR DELETE ON apikey.keys
+	FOR EACH ROW EXECUTE FUNCTION apikey.keys_audit();
+COMMENT ON TRIGGER keys_audit ON apikey.keys IS 'writes the audit trail';
+
+/*
+ * apikey.refuse_rate_limit(): direct UPDATEs may not set a rate limit
+ * either, while there is no shared-memory limiter (SQLSTATE 55000 without
+ * shared_preload_libraries).  Invalid limits are left to the CHECKs.
+ */
+CREATE FUNCTION apikey.refuse_rate_limit()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_refuse_rate_limit'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.refuse_rate_limit() IS
+	'trigger: refuses setting a rate limit that this server cannot enforce';
+
+CREATE TRIGGER keys_refuse_rate_limit
+	BEFORE UPDATE OF rate_limit, rate_window ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.rate_limit OPERATOR(pg_catalog.>) 0
+		  AND NEW.rate_window OPERATOR(pg_catalog.>) '0'::pg_catalog.interval
+		  AND (OLD.rate_limit IS DISTINCT FROM NEW.rate_limit
+			   OR OLD.rate_window IS DISTINCT FROM NEW.rate_window))
+	EXECUTE FUNCTION apikey.refuse_rate_limit();
+COMMENT ON TRIGGER keys_refuse_rate_limit ON apikey.keys IS
+	'a rate limit set by UPDATE must be enforceable, as with apikey_create';
+
+/*
+ * apikey.db_role_guard(): the db_role rules of apikey_create, for UPDATEs.
+ */
+CREATE FUNCTION apikey.db_role_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_db_role_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.db_role_guard() IS
+	'trigger: a db_role set by UPDATE must be a role the updater is a member of, and not a superuser, BYPASSRLS or apikey role';
+
+CREATE TRIGGER keys_db_role_guard
+	BEFORE UPDATE OF db_role ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.db_role IS NOT NULL AND NEW.db_role IS DISTINCT FROM OLD.db_role)
+	EXECUTE FUNCTION apikey.db_role_guard();
+COMMENT ON TRIGGER keys_db_role_guard ON apikey.keys IS
+	'a db_role set by UPDATE obeys the rules of apikey_create';
+
+/*
+ * apikey.audit_immutable(): refuses INSERT, UPDATE, DELETE and TRUNCATE on
+ * apikey.audit to everyone but superusers (privileges refuse them too; this
+ * also stops roles like pg_write_all_data).  The extension's own inserts
+ * run as the table owner, a superuser.
+ */
+CREATE FUNCTION apikey.audit_immutable()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles
+			 WHERE rolname OPERATOR(pg_catalog.=) CURRENT_USER) THEN
+		IF TG_OP = 'INSERT' THEN
+			RAISE EXCEPTION 'only the extension writes apikey.audit'
+				USING ERRCODE = 'insufficient_privilege';
+		END IF;
+		RAISE EXCEPTION 'apikey.audit is append-only'
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'Only a superuser can remove audit rows.';
+	END IF;
+	RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION apikey.audit_immutable() IS
+	'trigger: keeps apikey.audit append-only for everyone but superusers';
+
+CREATE TRIGGER audit_immutable
+	BEFORE INSERT OR UPDATE OR DELETE ON apikey.audit
+	FOR EACH ROW EXECUTE FUNCTION apikey.audit_immutable();
+CREATE TRIGGER audit_no_truncate
+	BEFORE TRUNCATE ON apikey.audit
+	FOR EACH STATEMENT EXECUTE FUNCTION apikey.audit_immutable();
+COMMENT ON TRIGGER audit_immutable ON apikey.audit IS 'refuses INSERT (but from the extension, which writes as the owner), UPDATE and DELETE to all but superusers';
+COMMENT ON TRIGGER audit_no_truncate ON apikey.audit IS 'refuses TRUNCATE but for superusers';
+
+/*
+ * Row-level security: managers see and change their own keys and read
+ * their own keys' audit rows; admins see everything.
+ */
+ALTER TABLE apikey.keys ENABLE ROW LEVEL SECURITY;
+CREATE POLICY keys_admin ON apikey.keys TO apikey_admin
+	USING (true) WITH CHECK (true);
+-- not as apikey_manager itself: every manager can SET ROLE to it
+CREATE POLICY keys_manager ON apikey.keys TO apikey_manager
+	USING (owner_role OPERATOR(pg_catalog.=) CURRENT_USER
+		   AND CURRENT_USER OPERATOR(pg_catalog.<>) 'apikey_manager')
+	WITH CHECK (owner_role OPERATOR(pg_catalog.=) CURRENT_USER
+				AND CURRENT_USER OPERATOR(pg_catalog.<>) 'apikey_manager');
+COMMENT ON POLICY keys_admin ON apikey.keys IS 'admins see and change every key';
+COMMENT ON POLICY keys_manager ON apikey.keys IS 'managers see and change only keys whose owner_role is their current_user';
+
+ALTER TABLE apikey.audit ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_admin ON apikey.audit FOR SELECT TO apikey_admin
+	USING (true);
+CREATE POLICY audit_manager ON apikey.audit FOR SELECT TO apikey_manager
+	USING (key_owner_role OPERATOR(pg_catalog.=) CURRENT_USER
+		   AND CURRENT_USER OPERATOR(pg_catalog.<>) 'apikey_manager');
+COMMENT ON POLICY audit_admin ON apikey.audit IS 'admins read the whole audit log';
+COMMENT ON POLICY audit_manager ON apikey.audit IS 'managers read the audit rows of their own keys';
+
+/*
+ * apikey.key_status: keys as a DBA wants to list them, without any secret.
+ */
+CREATE VIEW apikey.key_status WITH (security_invoker = true) AS
+SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
+	   k.resources, k.allowed_cidrs,
+	   CASE
+		   WHEN NOT k.enabled THEN 'disabled'
+		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
+		   ELSE 'active'
+	   END AS state,
+	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
+	   k.grace_until, k.last_used_at, k.use_count, k.created_at, k.created_by,
+	   k.db_role
+  FROM apikey.keys k;
+COMMENT ON VIEW apikey.key_status IS
+	'keys with their state (active, disabled, expired, rotating), hint and last use; no secrets';
+COMMENT ON COLUMN apikey.key_status.state IS 'disabled, expired, rotating (old secret in its grace period) or active';
+/* the other columns mean what they mean in apikey.keys */
+DO $comments$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN
+		SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS descr
+		  FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid OPERATOR(pg_catalog.=) 'apikey.key_status'::pg_catalog.regclass
+		   AND a.attnum OPERATOR(pg_catalog.>) 0
+		   AND a.attname OPERATOR(pg_catalog.<>) 'state'
+	LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN apikey.key_status.%I IS %L',
+			c.attname,
+			pg_catalog.col_description('apikey.keys'::pg_catalog.regclass,
+				(SELECT k.attnum FROM pg_catalog.pg_attribute k
+				  WHERE k.attrelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
+					AND k.attname OPERATOR(pg_catalog.=) c.attname)));
+	END LOOP;
+END
+$comments$;
+
+/*
+ * The PostgREST hook and the request identity it records.  The helpers are
+ * PARALLEL RESTRICTED: the identity lives in settings that parallel
+ * workers do not receive.
+ */
+CREATE FUNCTION apikey.postgrest_pre_request()
+RETURNS void
+AS 'MODULE_PATHNAME', 'apikey_postgrest_pre_request'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION apikey.postgrest_pre_request() IS
+	'PostgREST db-pre-request hook: checks the key in the apikey.header header, records its identity for the transaction and switches to its db_role, or refuses the request';
+
+CREATE FUNCTION apikey.current_key_id()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'apikey_current_key_id'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION apikey.current_key_id() IS
+	'id of the key apikey.postgrest_pre_request() authenticated in this transaction; NULL if none';
+
+CREATE FUNCTION apikey.current_owner()
+RETURNS text
+AS 'MODULE_PATHNAME', 'apikey_current_owner'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION apikey.current_owner() IS
+	'owner id of the key apikey.postgrest_pre_request() authenticated in this transaction; NULL if none';
+
+CREATE FUNCTION apikey.has_scope(scope text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_has_scope'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION apikey.has_scope(text) IS
+	'true if the key apikey.postgrest_pre_request() authenticated in this transaction grants the scope (rules of apikey_verify); false without a key';
+
+/* pg_dump keeps the keys (and so every key keeps verifying) and the audit */
+SELECT pg_catalog.pg_extension_config_dump('apikey.keys', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.audit', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.keys_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.audit_id_seq', '');
+
+/*
+ * Privileges.  PUBLIC gets nothing.  No role may read the hashes or write
+ * the columns the extension maintains (hash, prefix, hint, ids, created_*,
+ * usage); keys are created and rotated only through the functions.
+ */
+REVOKE ALL ON apikey.keys, apikey.audit, apikey.key_status FROM PUBLIC;
+REVOKE ALL ON SEQUENCE apikey.keys_id_seq, apikey.audit_id_seq FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.apikey_verify(text, text[], text, inet) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.apikey_rotate(bigint, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.acting_role() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.scopes_valid(text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.hash_prefix(bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.refuse_rate_limit() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.db_role_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
+	apikey.current_owner(), apikey.has_scope(text) FROM PUBLIC;
+
+GRANT SELECT (id, name, prefix, hint, owner, owner_role, scopes, resources,
+			  allowed_cidrs, meta, enabled, expires_at, rate_limit, rate_window,
+			  created_at, created_by, rotated_at, last_used_at, use_count,
+			  grace_until, db_role)
+	ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT UPDATE (name, owner, scopes, resources, allowed_cidrs, meta, enabled,
+			  expires_at, rate_limit, rate_window, db_role)
+	ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT UPDATE (owner_role) ON apikey.keys TO apikey_admin;
+GRANT DELETE ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT SELECT ON apikey.audit, apikey.key_status TO apikey_admin, apikey_manager;
+
+GRANT EXECUTE ON FUNCTION apikey.apikey_verify(text, text[], text, inet)
+	TO apikey_verifier, apikey_manager, apikey_admin;
+GRANT EXECUTE ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name)
+	TO apikey_manager, apikey_admin;
+GRANT EXECUTE ON FUNCTION apikey.apikey_rotate(bigint, interval)
+	TO apikey_manager, apikey_admin;
+-- the scopes CHECK and the index expression run with the privileges of
+-- whoever updates a key
+GRANT EXECUTE ON FUNCTION apikey.scopes_valid(text[]), apikey.hash_prefix(bytea)
+	TO apikey_manager, apikey_admin;
+GRANT EXECUTE ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
+	apikey.current_owner(), apikey.has_scope(text)
+	TO apikey_verifier, apikey_manager, apikey_admin;

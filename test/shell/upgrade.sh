@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# upgrade.sh: ALTER EXTENSION apikey UPDATE from every released version.
+# Installs 1.0, creates keys of every kind (plain, bound, rotated in grace,
+# disabled, expired, deleted, a manager's), updates to 1.1, and checks that
+# every key verifies exactly as before, that nothing in the keys or the
+# audit changed, that 1.1's additions work on the old keys, and that the
+# catalog (objects, columns, constraints, indexes, triggers, policies,
+# grants, comments, function definitions) equals a fresh 1.1 install's.
+# TAP output; needs a running cluster (scripts/test.sh).
+set -u
+REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+. "$REPO_ROOT/test/shell/tap.inc"
+
+q() { psql -X -Atq -v ON_ERROR_STOP=1 -d "$@"; }
+old=apikey_upgrade_old
+fresh=apikey_upgrade_fresh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for d in $old $fresh; do
+	q postgres -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" 2>/dev/null
+done
+q $old -c "CREATE EXTENSION apikey VERSION '1.0'"
+q postgres -c "DROP ROLE IF EXISTS upgrade_mgr" -c "CREATE ROLE upgrade_mgr IN ROLE apikey_manager" 2>/dev/null
+ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.0" "installed 1.0"
+
+q $old >/dev/null <<'SQL'
+CREATE TABLE public.raw (tag text PRIMARY KEY, key_id bigint, key text);
+INSERT INTO public.raw SELECT 'plain', key_id, key FROM apikey.apikey_create('plain', '{jobs:read}');
+INSERT INTO public.raw SELECT 'bound', key_id, key
+  FROM apikey.apikey_create('bound', '{jobs:*}', owner => 'org-1', resources => '{db-1}',
+                            allowed_cidrs => '{10.0.0.0/8}', meta => '{"tier": "gold"}',
+                            expires_at => now() + interval '30 days', prefix => 'dbh');
+INSERT INTO public.raw SELECT 'rot', key_id, key FROM apikey.apikey_create('rotated', '{jobs:read}');
+INSERT INTO public.raw SELECT 'rot-new', key_id, apikey.apikey_rotate(key_id, '1 day') FROM public.raw WHERE tag = 'rot';
+INSERT INTO public.raw SELECT 'off', key_id, key FROM apikey.apikey_create('disabled', '{jobs:read}');
+UPDATE apikey.keys SET enabled = false WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'off');
+INSERT INTO public.raw SELECT 'old', key_id, key FROM apikey.apikey_create('expired', '{jobs:read}');
+UPDATE apikey.keys SET expires_at = now() - interval '1 day' WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'old');
+INSERT INTO public.raw SELECT 'gone', key_id, key FROM apikey.apikey_create('deleted', '{jobs:read}');
+DELETE FROM apikey.keys WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'gone');
+SET ROLE upgrade_mgr;
+CREATE TEMP TABLE mk AS SELECT key_id, key FROM apikey.apikey_create('manager key', '{jobs:read}');
+RESET ROLE;
+INSERT INTO public.raw SELECT 'mgr', key_id, key FROM mk;
+SQL
+
+codes="SELECT string_agg(tag || '=' || v.code || ':' || coalesce(v.key_id::text, '-') || ':' || coalesce(v.owner, '-'), ',' ORDER BY tag)
+         FROM public.raw, apikey.apikey_verify(key, '{jobs:read}', CASE WHEN tag = 'bound' THEN 'db-1' END,
+                                               CASE WHEN tag = 'bound' THEN '10.1.1.1'::inet END) v"
+keys="SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k"
+audit="SELECT count(*) || ':' || md5(string_agg(a::text, ',' ORDER BY id)) FROM apikey.audit a"
+before_codes=$(q $old -c "$codes")
+before_keys=$(q $old -c "$keys")
+before_audit=$(q $old -c "$audit")
+ok "$before_codes" "$(q $old -c "SELECT string_agg(e.tag || '=' || e.code || ':' || coalesce(r.key_id::text, '-') || ':' || e.owner, ',' ORDER BY e.tag)
+	FROM (VALUES ('bound', 'VALID', 'org-1'), ('gone', 'NOT_FOUND', '-'), ('mgr', 'VALID', '-'),
+	             ('off', 'DISABLED', '-'), ('old', 'EXPIRED', '-'), ('plain', 'VALID', '-'),
+	             ('rot', 'VALID', '-'), ('rot-new', 'VALID', '-')) AS e(tag, code, owner)
+	LEFT JOIN public.raw r ON r.tag = e.tag AND e.code <> 'NOT_FOUND'")" \
+	"1.0 (with the 1.1 library): every kind of key answers as it should"
+
+q $old -c "ALTER EXTENSION apikey UPDATE TO '1.1'"
+ok "$?" "0" "ALTER EXTENSION apikey UPDATE TO '1.1' succeeds"
+ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.1" "the extension is at 1.1"
+ok "$(q $old -c "$codes")" "$before_codes" "after the update every key verifies exactly as before"
+ok "$(q $old -c "SELECT md5(string_agg((to_jsonb(k) - 'db_role')::text, ',' ORDER BY id)) FROM apikey.keys k")" \
+	"$before_keys" "the keys' rows (hashes included) are unchanged but for the new db_role column"
+ok "$(q $old -c "SELECT count(*) FROM apikey.keys WHERE db_role IS NOT NULL")" "0" "db_role is NULL on every old key"
+ok "$(q $old -c "$audit")" "$before_audit" "the update wrote nothing to the audit and changed no audit row"
+ok "$(q $old -c "SELECT v.grace_until IS NOT NULL FROM public.raw, apikey.apikey_verify(key) v WHERE tag = 'rot'")" "t" \
+	"1.1's grace_until is set for the old secret of a key rotated under 1.0"
+ok "$(q $old -c "CREATE ROLE upgrade_app NOLOGIN" -c "UPDATE apikey.keys SET db_role = 'upgrade_app' WHERE name = 'plain'" -c "SELECT db_role FROM apikey.key_status WHERE name = 'plain'")" \
+	"upgrade_app" "an old key takes a db_role"
+ok "$(q $old -c "BEGIN" -c "SELECT set_config('request.headers', json_build_object('x-api-key', key)::text, true) IS NOT NULL FROM public.raw WHERE tag = 'mgr'" \
+	-c "SELECT apikey.postgrest_pre_request()" -c "SELECT apikey.current_key_id() = key_id FROM public.raw WHERE tag = 'mgr'" -c "COMMIT" | tail -n 1)" \
+	"t" "an old key authenticates through the PostgREST hook"
+ok "$(q $old -c "SELECT count(*) FROM public.raw r, apikey.apikey_create('after', '{}') c")" "8" "keys can be created after the update"
+
+# the catalog of the updated database equals a fresh 1.1 install's
+q $fresh -c "CREATE EXTENSION apikey"
+q $old -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/updated.txt" &&
+	q $fresh -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/fresh.txt"
+ok "$?" "0" "catalog snapshots of both databases taken"
+ok "$(grep -c . "$work/fresh.txt" | awk '{print ($1 > 200) ? "many" : $1}')" "many" "the catalog snapshot lists the extension's objects"
+if diff -u "$work/fresh.txt" "$work/updated.txt" >"$work/catalog.diff"; then d=same; else d=different; sed 's/^/# /' "$work/catalog.diff" | head -n 60; fi
+ok "$d" "same" "catalog after ALTER EXTENSION UPDATE equals a fresh 1.1 install"
+
+# the comparison can fail: one changed grant and one changed comment show
+q $old -c "GRANT SELECT (hint) ON apikey.keys TO apikey_verifier" -c "COMMENT ON FUNCTION apikey.current_owner() IS 'x'"
+q $old -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/changed.txt"
+ok "$(diff "$work/fresh.txt" "$work/changed.txt" | grep -c '^>')" "2" "the snapshot tells a changed column grant and comment apart"
+
+# and the update path exists for exactly the released versions
+ok "$(q $fresh -c "SELECT string_agg(source || '>' || target, ',' ORDER BY source, target) FROM pg_extension_update_paths('apikey') WHERE path IS NOT NULL")" \
+	"1.0>1.1" "one update path: 1.0 to 1.1"
+
+for d in $old $fresh; do
+	q postgres -c "DROP DATABASE $d"
+done
+q postgres -c "DROP ROLE upgrade_mgr" -c "DROP ROLE IF EXISTS upgrade_app"
+tap_done

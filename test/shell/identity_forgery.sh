@@ -40,5 +40,10 @@ ok "$(q -U forger -c "SHOW apikey.header")" "apikey" "ALTER ROLE ... SET apikey.
 ok "$(q -U forger -c "SELECT apikey.current_key_id()" -c "SET apikey.header = 'x-api-key'" | grep -o 'permission denied')" \
 	"permission denied" "and the role itself cannot change it back"
 
+# a role cannot weaken the hook by setting its settings before the library loads
+ok "$(q -U forger -c "SET apikey.require_key = off" -c "SET apikey.postgrest_scopes = off" -c "BEGIN" \
+	-c "SELECT set_config('request.headers', '{}', true)" -c "SELECT apikey.postgrest_pre_request()" | grep -o 'API key required')" \
+	"API key required" "SET apikey.require_key = off before the library loads: discarded, the hook still refuses"
+
 psql -X -Atq -d postgres -c "DROP DATABASE $db" -c "DROP ROLE forger" >/dev/null 2>&1
 tap_done

@@ -171,6 +171,7 @@ SELECT key AS ip4 FROM apikey.apikey_create('ipv4 only', '{}', allowed_cidrs => 
 SELECT key AS ip6 FROM apikey.apikey_create('ipv6 only', '{}', allowed_cidrs => '{2001:db8::/32}') \gset
 SELECT key AS ipall FROM apikey.apikey_create('any ipv4', '{}', allowed_cidrs => '{0.0.0.0/0}') \gset
 SELECT key AS iphost FROM apikey.apikey_create('one host', '{}', allowed_cidrs => '{203.0.113.7/32}') \gset
+SELECT key AS ipmap FROM apikey.apikey_create('mapped net', '{}', allowed_cidrs => '{::ffff:10.0.0.0/104}') \gset
 SELECT n, c.key_name, c.addr, v.valid, v.code, v.http_status,
        v.key_id IS NOT NULL AS has_identity
   FROM (VALUES
@@ -206,7 +207,13 @@ SELECT n, c.key_name, c.addr, v.valid, v.code, v.http_status,
 	(30, 'one host', :'iphost', '203.0.113.8'),
 	(31, 'not bound', :'bare', NULL),
 	(32, 'not bound', :'bare', '198.51.100.1'),
-	(33, 'not bound', :'bare', '2001:db8::1')
+	(33, 'not bound', :'bare', '2001:db8::1'),
+	-- an IPv4-mapped network: the same answer for both spellings of a client
+	(34, 'mapped net', :'ipmap', '10.1.2.3'),
+	(35, 'mapped net', :'ipmap', '::ffff:10.1.2.3'),
+	(36, 'mapped net', :'ipmap', '11.1.2.3'),
+	(37, 'mapped net', :'ipmap', '::ffff:11.1.2.3'),
+	(38, 'mapped net', :'ipmap', '::a01:203')
   ) AS c(n, key_name, key, addr),
   LATERAL apikey.apikey_verify(c.key, '{}', NULL, c.addr) v
  ORDER BY n;

@@ -225,24 +225,18 @@ ipv4_of_mapped(Datum addr)
 	return InetPGetDatum(out);
 }
 
-/* in_networks: addr lies in one of the networks elems[0..n) */
+/* in_network: addr lies in the network net */
 static bool
-in_networks(Datum *elems, bool *nulls, int n, Datum addr)
+in_network(Datum net, Datum addr)
 {
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		if (!nulls[i] &&
-			DatumGetBool(DirectFunctionCall2(network_supeq, elems[i], addr)))
-			return true;
-	}
-	return false;
+	return DatumGetBool(DirectFunctionCall2(network_supeq, net, addr));
 }
 
 /*
- * address_allowed: the client address lies in one of the allowed networks;
- * an IPv4-mapped IPv6 address also as the IPv4 address it carries.
+ * address_allowed: the client address lies in one of the allowed networks.
+ * IPv4-mapped IPv6 addresses and networks (::ffff:10.0.0.0/104) count as
+ * the IPv4 ones they carry, whichever side is written which way: a
+ * dual-stack server and an IPv4-only one get the same answer.
  */
 static bool
 address_allowed(Datum cidrs, const ApikeyRequest *req)
@@ -250,16 +244,29 @@ address_allowed(Datum cidrs, const ApikeyRequest *req)
 	Datum	   *elems;
 	bool	   *nulls;
 	int			n;
-	Datum		v4;
+	int			i;
+	Datum		addr4;
 
 	if (req->client_isnull)
 		return false;
 	deconstruct_array(DatumGetArrayTypeP(cidrs), CIDROID, -1, false,
 					  TYPALIGN_INT, &elems, &nulls, &n);
-	if (in_networks(elems, nulls, n, req->client_addr))
-		return true;
-	v4 = ipv4_of_mapped(req->client_addr);
-	return v4 != (Datum) 0 && in_networks(elems, nulls, n, v4);
+	addr4 = ipv4_of_mapped(req->client_addr);
+	for (i = 0; i < n; i++)
+	{
+		Datum		net4;
+
+		if (nulls[i])
+			continue;
+		if (in_network(elems[i], req->client_addr) ||
+			(addr4 != (Datum) 0 && in_network(elems[i], addr4)))
+			return true;
+		net4 = ipv4_of_mapped(elems[i]);
+		if (net4 != (Datum) 0 &&
+			in_network(net4, addr4 != (Datum) 0 ? addr4 : req->client_addr))
+			return true;
+	}
+	return false;
 }
 
 /* resource_allowed: the requested resource is one of the key's */

@@ -21,10 +21,11 @@
  *	  helpers are authoritative; current_setting() is only where the
  *	  library is loaded (the hook, any helper call, or preloading does).
  *
- *	  The check hooks parse each value once into a "extra" block that the
- *	  GUC machinery keeps in step with the value (including on revert), so
- *	  the helpers do no parsing per call: cheap enough for a row-level
- *	  security policy evaluated once per row.
+ *	  The check hooks parse each value once into an "extra" block that the
+ *	  GUC machinery keeps in step with the value (including on revert), and
+ *	  the assign hooks bump a generation counter; the helpers keep their
+ *	  answer per call site (fn_extra) until it changes, so a row-level
+ *	  security policy evaluated once per row costs a comparison per row.
  *
  *-------------------------------------------------------------------------
  */
@@ -70,6 +71,21 @@ static const KeyIdExtra *current_key = NULL;
 static const ScopesExtra *current_scopes = NULL;
 
 /*
+ * Bumped whenever any of the three settings changes (set, or reverted by
+ * the GUC machinery), so the helpers can keep answers per call site.
+ */
+static uint64 identity_generation = 1;
+
+/* a helper's answer, kept in fn_extra while the identity is unchanged */
+typedef struct HelperCache
+{
+	uint64		generation;
+	bool		isnull;
+	bool		result;			/* has_scope */
+	text	   *value;			/* current_owner; has_scope: the scope asked */
+} HelperCache;
+
+/*
  * check_key_id: '' (no key) or a key id.  Called only for values this
  * module sets (PGC_INTERNAL refuses everything else first).
  */
@@ -102,6 +118,13 @@ static void
 assign_key_id(const char *newval, void *extra)
 {
 	current_key = (const KeyIdExtra *) extra;
+	identity_generation++;
+}
+
+static void
+assign_owner(const char *newval, void *extra)
+{
+	identity_generation++;
 }
 
 /*
@@ -158,6 +181,7 @@ static void
 assign_scopes(const char *newval, void *extra)
 {
 	current_scopes = (const ScopesExtra *) extra;
+	identity_generation++;
 }
 
 /*
@@ -184,7 +208,7 @@ apikey_identity_init(void)
 							   PGC_INTERNAL,
 							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
 							   NULL,
-							   NULL,
+							   assign_owner,
 							   NULL);
 	DefineCustomStringVariable("apikey.scopes",
 							   "Scopes of the API key the PostgREST hook authenticated in this transaction.",
@@ -278,15 +302,52 @@ apikey_current_key_id(PG_FUNCTION_ARGS)
 }
 
 /*
+ * helper_cache: this call site's cache, or NULL if the identity changed
+ * since it was filled (*cache is then a fresh one to fill).
+ */
+static HelperCache *
+helper_cache(FunctionCallInfo fcinfo, HelperCache **cache)
+{
+	HelperCache *c = (HelperCache *) fcinfo->flinfo->fn_extra;
+
+	if (c == NULL)
+	{
+		c = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(HelperCache));
+		fcinfo->flinfo->fn_extra = c;
+	}
+	*cache = c;
+	return c->generation == identity_generation ? c : NULL;
+}
+
+/*
  * apikey.current_owner() returns text: the authenticated key's owner id,
- * or NULL (no key, or a key without an owner).
+ * or NULL (no key, or a key without an owner).  The text is made once per
+ * call site and identity: a policy calls this once per row.
  */
 Datum
 apikey_current_owner(PG_FUNCTION_ARGS)
 {
-	if (!have_key() || owner_setting == NULL || owner_setting[0] == '\0')
+	HelperCache *c;
+
+	if (helper_cache(fcinfo, &c) == NULL)
+	{
+		if (c->value != NULL)
+			pfree(c->value);
+		c->value = NULL;
+		c->isnull = !have_key() || owner_setting == NULL || owner_setting[0] == '\0';
+		if (!c->isnull)
+			c->value = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+												   VARHDRSZ + strlen(owner_setting));
+		if (!c->isnull)
+		{
+			SET_VARSIZE(c->value, VARHDRSZ + strlen(owner_setting));
+			memcpy(VARDATA(c->value), owner_setting, strlen(owner_setting));
+		}
+		c->generation = identity_generation;
+	}
+	if (c->isnull)
 		PG_RETURN_NULL();
-	PG_RETURN_TEXT_P(cstring_to_text(owner_setting));
+	PG_RETURN_TEXT_P(c->value);
 }
 
 /*
@@ -300,20 +361,32 @@ apikey_has_scope(PG_FUNCTION_ARGS)
 	text	   *req = PG_GETARG_TEXT_PP(0);
 	const char *r = VARDATA_ANY(req);
 	int			rlen = VARSIZE_ANY_EXHDR(req);
+	HelperCache *c;
 	int			i;
+
+	/* the same scope asked again under the same identity: same answer */
+	if (helper_cache(fcinfo, &c) != NULL && c->value != NULL &&
+		VARSIZE(c->value) - VARHDRSZ == rlen &&
+		memcmp(VARDATA(c->value), r, rlen) == 0)
+		PG_RETURN_BOOL(c->result);
 
 	if (!scope_valid(r, rlen))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("required scope is malformed"),
 				 errdetail(APIKEY_SCOPE_RULE, SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
-	if (!have_key() || current_scopes == NULL)
-		PG_RETURN_BOOL(false);
-	for (i = 0; i < current_scopes->n; i++)
+	c->result = false;
+	if (have_key() && current_scopes != NULL)
 	{
-		if (scope_grants(current_scopes->data + current_scopes->off[i],
-						 current_scopes->len[i], r, rlen))
-			PG_RETURN_BOOL(true);
+		for (i = 0; i < current_scopes->n && !c->result; i++)
+			c->result = scope_grants(current_scopes->data + current_scopes->off[i],
+									 current_scopes->len[i], r, rlen);
 	}
-	PG_RETURN_BOOL(false);
+	if (c->value != NULL)
+		pfree(c->value);
+	c->value = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, VARHDRSZ + rlen);
+	SET_VARSIZE(c->value, VARHDRSZ + rlen);
+	memcpy(VARDATA(c->value), r, rlen);
+	c->generation = identity_generation;
+	PG_RETURN_BOOL(c->result);
 }

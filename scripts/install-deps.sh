@@ -12,10 +12,19 @@ pkgs=(
 	"postgresql-contrib"
 	"postgresql-$PGVER-pgtap"
 	libtap-parser-sourcehandler-pgtap-perl
+	libipc-run-perl
+	pgbouncer
 	zlib1g-dev
 	gcc
 	make
 )
+
+# the Node.js suites (PostgREST replay, example backend) need node >= 18 and
+# npm; a machine that has them from elsewhere keeps its own
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1 ||
+	[ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 18 ]; then
+	pkgs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

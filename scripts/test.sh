@@ -2,8 +2,9 @@
 # test.sh: run every apikey test suite and end with "N passed, N failed".
 #
 #   scripts/test.sh              install deps, build, install, then run the
-#                                unit, pg_regress, isolation and pgTAP suites
-#                                against a throwaway cluster
+#                                unit, pg_regress, isolation, pgTAP, shell,
+#                                PostgREST replay and Node.js suites against a
+#                                throwaway cluster
 #
 # Idempotent; the cluster is stopped and removed on exit, even on failure.
 set -uo pipefail
@@ -108,6 +109,11 @@ for f in test/shell/*.sh; do
 	echo "== $(basename "$f")"
 	run_tap "$(basename "$f" .sh)" bash "$f"
 done
+
+# Node.js suites: PostgREST transactions replayed through pgbouncer and
+# directly, and the example application backend over real HTTP
+echo "== Node.js example backend (examples/node)"
+run_tap node_example bash examples/node/test/run.sh
 
 cluster_stop
 echo

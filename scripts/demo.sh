@@ -43,6 +43,17 @@ SELECT 'new', code FROM apikey.apikey_verify(:'rotated_key');
 UPDATE apikey.keys SET enabled = false WHERE id = :key_id;
 SELECT code, http_status FROM apikey.apikey_verify(:'rotated_key');
 
+-- PostgREST sends the request's headers, then calls the hook (db-pre-request);
+-- the rest of its transaction sees the key's identity
+UPDATE apikey.keys SET enabled = true WHERE id = :key_id;
+BEGIN READ ONLY;
+SELECT set_config('request.headers', json_build_object('x-api-key', :'rotated_key')::text, true) IS NOT NULL AS request_sent;
+SELECT apikey.postgrest_pre_request();
+SELECT apikey.current_key_id() = :key_id AS authenticated, apikey.current_owner() AS owner,
+       apikey.has_scope('read:databases') AS may_read_databases;
+COMMIT;
+SELECT apikey.current_key_id() IS NULL AS identity_gone_after_commit;
+
 -- what a DBA sees: no secret anywhere
 SELECT id, name, hint, owner, scopes, state, expires_at IS NOT NULL AS expires
   FROM apikey.key_status;

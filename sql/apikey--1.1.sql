@@ -405,7 +405,7 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'apikey_db_role_guard'
 LANGUAGE C;
 COMMENT ON FUNCTION apikey.db_role_guard() IS
-	'trigger: a db_role set by UPDATE must be a role the updater is a member of, and not a superuser, BYPASSRLS or apikey role';
+	'trigger: a db_role set by INSERT or UPDATE must be a role the setter is a member of, and no superuser-like, apikey or privilege-bypassing role';
 
 CREATE TRIGGER keys_db_role_guard
 	BEFORE UPDATE OF db_role ON apikey.keys
@@ -414,6 +414,13 @@ CREATE TRIGGER keys_db_role_guard
 	EXECUTE FUNCTION apikey.db_role_guard();
 COMMENT ON TRIGGER keys_db_role_guard ON apikey.keys IS
 	'a db_role set by UPDATE obeys the rules of apikey_create';
+CREATE TRIGGER keys_db_role_guard_insert
+	BEFORE INSERT ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.db_role IS NOT NULL)
+	EXECUTE FUNCTION apikey.db_role_guard();
+COMMENT ON TRIGGER keys_db_role_guard_insert ON apikey.keys IS
+	'a db_role written by a plain INSERT (only roles such as pg_write_all_data can) obeys the rules of apikey_create';
 
 /*
  * apikey.audit_immutable(): refuses INSERT, UPDATE, DELETE and TRUNCATE on
@@ -520,8 +527,8 @@ $comments$;
 
 /*
  * The PostgREST hook and the request identity it records.  The helpers are
- * PARALLEL RESTRICTED: the identity lives in settings that parallel
- * workers do not receive.
+ * PARALLEL SAFE: parallel workers receive the identity settings with the
+ * rest of their leader's settings.
  */
 CREATE FUNCTION apikey.postgrest_pre_request()
 RETURNS void
@@ -533,21 +540,21 @@ COMMENT ON FUNCTION apikey.postgrest_pre_request() IS
 CREATE FUNCTION apikey.current_key_id()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'apikey_current_key_id'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.current_key_id() IS
 	'id of the key apikey.postgrest_pre_request() authenticated in this transaction; NULL if none';
 
 CREATE FUNCTION apikey.current_owner()
 RETURNS text
 AS 'MODULE_PATHNAME', 'apikey_current_owner'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.current_owner() IS
 	'owner id of the key apikey.postgrest_pre_request() authenticated in this transaction; NULL if none';
 
 CREATE FUNCTION apikey.has_scope(scope text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'apikey_has_scope'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.has_scope(text) IS
 	'true if the key apikey.postgrest_pre_request() authenticated in this transaction grants the scope (rules of apikey_verify); false without a key';
 

@@ -16,6 +16,12 @@ CREATE ROLE regress_pgrst_super SUPERUSER NOLOGIN;
 CREATE ROLE regress_pgrst_bypass BYPASSRLS NOLOGIN;
 CREATE ROLE regress_pgrst_mgr NOLOGIN IN ROLE apikey_manager;
 GRANT regress_pgrst_anon TO regress_pgrst_mgr;
+-- roles a key must never become, however it gets there
+CREATE ROLE regress_pgrst_creator CREATEROLE NOLOGIN;
+CREATE ROLE regress_pgrst_in_super NOLOGIN IN ROLE regress_pgrst_super;
+CREATE ROLE regress_pgrst_reads_all NOLOGIN IN ROLE pg_read_all_data;
+CREATE ROLE regress_pgrst_noinherit_admin NOINHERIT NOLOGIN IN ROLE apikey_admin;
+CREATE ROLE regress_pgrst_programs NOLOGIN IN ROLE pg_execute_server_program;
 
 -- pg_temp.req(method, path, headers, claims): PostgREST's set_config calls
 CREATE FUNCTION pg_temp.req(method text, path text, headers jsonb,
@@ -87,19 +93,24 @@ SELECT key_ok FROM pg_temp.identity();
 ROLLBACK TO SAVEPOINT s;
 SELECT key_ok FROM pg_temp.identity();
 COMMIT;
--- a refused call changes nothing (PostgREST aborts the whole transaction;
--- here a savepoint keeps the earlier identity)
+-- once per transaction, as PostgREST calls it: a second key would mix
+-- with the first one's db_role
 BEGIN;
 SELECT pg_temp.req('GET', '/todos', jsonb_build_object('x-api-key', :'main'));
 SELECT apikey.postgrest_pre_request();
 SAVEPOINT s;
-SELECT pg_temp.req('GET', '/todos', '{"x-api-key": "ak_nope"}');
 SELECT apikey.postgrest_pre_request();
 ROLLBACK TO SAVEPOINT s;
 SELECT key_ok FROM pg_temp.identity();
--- a key that is sent is checked, even beside a JWT's claims
+ROLLBACK;
+-- a refused call leaves nothing behind, and a key that is sent is checked
+-- even beside a JWT's claims
+BEGIN;
+SAVEPOINT s;
 SELECT pg_temp.req('GET', '/todos', '{"x-api-key": "ak_nope"}', '{"role":"x","sub":"y"}');
 SELECT apikey.postgrest_pre_request();
+ROLLBACK TO SAVEPOINT s;
+SELECT key_ok FROM pg_temp.identity();
 ROLLBACK;
 
 --
@@ -222,8 +233,11 @@ DECLARE
 BEGIN
 	PERFORM pg_temp.req(method, path, headers || jsonb_build_object('x-api-key', key));
 	PERFORM apikey.postgrest_pre_request();
+	-- undo the request's settings, as the end of its transaction would
+	RAISE SQLSTATE 'AKOK0';
+EXCEPTION WHEN SQLSTATE 'AKOK0' THEN
 	RETURN 'ok';
-EXCEPTION WHEN SQLSTATE 'PGRST' THEN
+WHEN SQLSTATE 'PGRST' THEN
 	GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
 	RETURN (msg::jsonb ->> 'code') || ' ' || (det::jsonb ->> 'status')
 		   || coalesce(' (' || (msg::jsonb ->> 'details') || ')', '');
@@ -245,19 +259,39 @@ SELECT apikey.postgrest_pre_request();
 SELECT role, owner, read, write FROM pg_temp.identity();
 COMMIT;
 SELECT current_user;
--- a role that became unusable after the key was made is refused at request time
+-- a role that became unusable after the key was made is refused at request
+-- time: the client is told only that the key cannot be used
 ALTER ROLE regress_pgrst_reader BYPASSRLS;
 BEGIN;
 SELECT pg_temp.req('GET', '/todos', jsonb_build_object('x-api-key', :'reader'));
 SELECT apikey.postgrest_pre_request();
 ROLLBACK;
 ALTER ROLE regress_pgrst_reader NOBYPASSRLS;
+GRANT regress_pgrst_super TO regress_pgrst_reader;
+SELECT pg_temp.try(:'reader', 'GET', '/todos');
+REVOKE regress_pgrst_super FROM regress_pgrst_reader;
+-- and so is a key whose owner is no longer a member of its db_role
+CREATE ROLE regress_pgrst_owner NOLOGIN IN ROLE apikey_manager, regress_pgrst_reader;
+SET ROLE regress_pgrst_owner;
+SELECT key AS owned FROM apikey.apikey_create('owned', '{}', db_role => 'regress_pgrst_reader') \gset
+RESET ROLE;
+SELECT pg_temp.try(:'owned', 'GET', '/todos');
+REVOKE regress_pgrst_reader FROM regress_pgrst_owner;
+SELECT pg_temp.try(:'owned', 'GET', '/todos');
+DELETE FROM apikey.keys WHERE owner_role = 'regress_pgrst_owner';
 -- who may set which db_role
 SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_super');
 SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_bypass');
 SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'apikey_verifier');
 SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_mgr');
 SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_no_such_role');
+SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_creator');
+SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_in_super');
+SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_reads_all');
+SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_noinherit_admin');
+SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_programs');
+-- a key pasted into the wrong argument is not quoted back
+SELECT * FROM apikey.apikey_create('x', '{}', db_role => :'main');
 SET ROLE regress_pgrst_mgr;
 SELECT key_id AS mgr_key FROM apikey.apikey_create('mgr key', '{}', db_role => 'regress_pgrst_anon') \gset
 SELECT * FROM apikey.apikey_create('x', '{}', db_role => 'regress_pgrst_reader');
@@ -325,4 +359,6 @@ SELECT apikey.has_scope(NULL);
 DELETE FROM apikey.keys WHERE id IN (SELECT id FROM pr_keys) OR id = :mgr_key;
 DROP TABLE pr_keys;
 DROP ROLE regress_pgrst_anon, regress_pgrst_reader, regress_pgrst_super,
-	regress_pgrst_bypass, regress_pgrst_mgr;
+	regress_pgrst_bypass, regress_pgrst_mgr, regress_pgrst_creator,
+	regress_pgrst_in_super, regress_pgrst_reads_all,
+	regress_pgrst_noinherit_admin, regress_pgrst_programs, regress_pgrst_owner;

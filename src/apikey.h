@@ -77,7 +77,7 @@ extern Oid	apikey_actor_role(void);
 /* identity.c */
 extern void apikey_identity_init(void);
 extern void apikey_identity_set(int64 key_id, const char *owner, Datum scopes);
-extern void apikey_identity_clear(void);
+extern bool apikey_identity_present(void);
 
 /* dbrole.c */
 extern const char *apikey_db_role_refusal(const char *rolname, Oid member,
@@ -102,6 +102,7 @@ typedef struct ApikeyCatalog
 	AttrNumber	att_id;
 	AttrNumber	att_name;
 	AttrNumber	att_owner;
+	AttrNumber	att_owner_role;
 	AttrNumber	att_scopes;
 	AttrNumber	att_resources;
 	AttrNumber	att_allowed_cidrs;
@@ -180,6 +181,7 @@ typedef struct ApikeyResult
 	bool		retry_isnull;
 	TimestampTz grace_until;	/* set when the previous secret matched */
 	bool		grace_isnull;
+	Datum		owner_role;		/* name */
 	Datum		db_role;		/* name, or 0 if NULL */
 	bool		db_role_isnull;
 	Datum		rate_window;	/* interval, or 0 if NULL */

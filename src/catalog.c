@@ -150,6 +150,7 @@ fill(void)
 	c.att_id = column(desc, "id");
 	c.att_name = column(desc, "name");
 	c.att_owner = column(desc, "owner");
+	c.att_owner_role = column(desc, "owner_role");
 	c.att_scopes = column(desc, "scopes");
 	c.att_resources = column(desc, "resources");
 	c.att_allowed_cidrs = column(desc, "allowed_cidrs");

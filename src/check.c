@@ -318,6 +318,7 @@ evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
 	res->meta = slot_getattr(slot, cat->att_meta, &isnull);
 	d = slot_getattr(slot, cat->att_expires_at, &res->expires_isnull);
 	res->expires_at = res->expires_isnull ? 0 : DatumGetTimestampTz(d);
+	res->owner_role = slot_getattr(slot, cat->att_owner_role, &isnull);
 	if (cat->att_db_role != InvalidAttrNumber)
 	{
 		d = slot_getattr(slot, cat->att_db_role, &res->db_role_isnull);

@@ -5,22 +5,27 @@
  *	  PostgREST hook switches to (SET LOCAL ROLE) after a VALID check, as
  *	  PostgREST does with a JWT's "role" claim.
  *
- *	  The rule, applied by apikey_create, by the trigger guarding UPDATEs
- *	  of apikey.keys.db_role, and again by the hook at every request (the
- *	  role may have changed since):
- *	  - the role exists, and the member given (the role setting it; at
- *		request time the session user, as SET ROLE requires) is a member
- *		of it;
- *	  - it is not a superuser and has not BYPASSRLS;
- *	  - it is none of apikey_admin, apikey_manager, apikey_verifier, and
- *		has not the privileges of apikey_admin or apikey_manager: a key
- *		must never be able to administer keys.
+ *	  The rule, applied by apikey_create, by the triggers guarding INSERTs
+ *	  and UPDATEs of apikey.keys.db_role, and again by the hook at every
+ *	  request (roles change after the fact):
+ *	  - the role exists, and the member given is a member of it: the role
+ *		setting it, and at request time the key's owner_role (who must
+ *		still be one) and the session user (as SET ROLE requires);
+ *	  - neither it nor any role it is a member of (directly or not, with
+ *		INHERIT or without: SET ROLE reaches them all) is a superuser, or
+ *		has CREATEROLE, BYPASSRLS or REPLICATION;
+ *	  - it is not apikey_verifier, and neither it nor a role it belongs to
+ *		is apikey_admin, apikey_manager, or one of PostgreSQL's predefined
+ *		roles that bypass privileges or reach the server's files and
+ *		programs.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_authid.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -35,61 +40,90 @@
 
 PG_FUNCTION_INFO_V1(apikey_db_role_guard);
 
-static bool
-is_or_has_privs_of(Oid roleid, const char *apikey_role, bool privs)
-{
-	Oid			r = get_role_oid(apikey_role, true);
+/* roles a key's db_role may neither be nor belong to */
+static const char *const forbidden_roles[] = {
+	"apikey_admin",
+	"apikey_manager",
+	"pg_execute_server_program",
+	"pg_read_server_files",
+	"pg_write_server_files",
+	"pg_read_all_data",
+	"pg_write_all_data",
+	NULL
+};
 
-	if (!OidIsValid(r))
-		return false;
-	return roleid == r || (privs && has_privs_of_role(roleid, r));
+/*
+ * dangerous: why roleid is no role for a key, from its attributes and
+ * memberships; NULL if none.
+ */
+static const char *
+dangerous(Oid roleid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	const char *why = NULL;
+	Oid			verifier = get_role_oid("apikey_verifier", true);
+
+	if (roleid == verifier)
+		return "it is the role apikey_verifier";
+
+	rel = table_open(AuthIdRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (why == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
+		int			i;
+
+		if (r->oid != roleid && !is_member_of_role_nosuper(roleid, r->oid))
+			continue;
+		if (r->rolsuper)
+			why = "it is, or is a member of, a superuser";
+		else if (r->rolcreaterole)
+			why = "it is, or is a member of, a role with CREATEROLE";
+		else if (r->rolbypassrls)
+			why = "it is, or is a member of, a role with BYPASSRLS";
+		else if (r->rolreplication)
+			why = "it is, or is a member of, a role with REPLICATION";
+		for (i = 0; why == NULL && forbidden_roles[i] != NULL; i++)
+			if (strcmp(NameStr(r->rolname), forbidden_roles[i]) == 0)
+				why = psprintf("it is, or is a member of, %s", forbidden_roles[i]);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return why;
 }
 
 /*
  * apikey_db_role_refusal: NULL if rolname may be used as a db_role with
- * member as the role that sets it (or, at request time, becomes it); else
- * why not, with the SQLSTATE to raise in *sqlstate.  *roleid is set when
- * the role exists.
+ * member as a member of it; else why not, with the SQLSTATE to raise in
+ * *sqlstate.  *roleid is set when the role exists.
  */
 const char *
 apikey_db_role_refusal(const char *rolname, Oid member, Oid *roleid,
 					   int *sqlstate)
 {
-	HeapTuple	tup;
-	Form_pg_authid form;
-	bool		super;
-	bool		bypass;
+	const char *why;
 
-	*roleid = InvalidOid;
 	*sqlstate = ERRCODE_INSUFFICIENT_PRIVILEGE;
-	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(rolname));
-	if (!HeapTupleIsValid(tup))
+	*roleid = get_role_oid(rolname, true);
+	if (!OidIsValid(*roleid))
 	{
 		*sqlstate = ERRCODE_UNDEFINED_OBJECT;
 		return "the role does not exist";
 	}
-	form = (Form_pg_authid) GETSTRUCT(tup);
-	*roleid = form->oid;
-	super = form->rolsuper;
-	bypass = form->rolbypassrls;
-	ReleaseSysCache(tup);
-
-	if (super)
-		return "the role is a superuser";
-	if (bypass)
-		return "the role bypasses row-level security";
-	if (is_or_has_privs_of(*roleid, "apikey_admin", true) ||
-		is_or_has_privs_of(*roleid, "apikey_manager", true) ||
-		is_or_has_privs_of(*roleid, "apikey_verifier", false))
-		return "the role is one of apikey's own roles or has the privileges of apikey_admin or apikey_manager";
-	if (!is_member_of_role(member, *roleid))
-		return "the role setting it is not a member of it";
+	why = dangerous(*roleid);
+	if (why != NULL)
+		return why;
+	if (!OidIsValid(member) || !is_member_of_role(member, *roleid))
+		return "the role that sets or holds the key is not a member of it";
 	return NULL;
 }
 
 /*
  * apikey_db_role_validate: raise unless setter may give a key rolname as
- * its db_role.
+ * its db_role.  A name that could be a key pasted into the wrong argument
+ * is not quoted.
  */
 void
 apikey_db_role_validate(const char *rolname, Oid setter)
@@ -102,20 +136,25 @@ apikey_db_role_validate(const char *rolname, Oid setter)
 		return;
 	ereport(ERROR,
 			(errcode(sqlstate),
-			 errmsg("role \"%s\" cannot be an api key's db_role", rolname),
+			 strlen(rolname) <= KF_PREFIX_MAX ?
+			 errmsg("role \"%s\" cannot be an api key's db_role", rolname) :
+			 errmsg("the role given cannot be an api key's db_role"),
 			 errdetail("%c%s.", pg_toupper((unsigned char) why[0]), why + 1),
-			 errhint("A db_role must exist, be a role the setter is a member of, and be neither a superuser, nor BYPASSRLS, nor an apikey role.")));
+			 errhint("A db_role must exist, the role setting it must be a member of it, and it must not be or belong to a superuser, a CREATEROLE, BYPASSRLS or REPLICATION role, an apikey role or a predefined role that bypasses privileges.")));
 }
 
 /*
- * apikey_db_role_guard: trigger function, BEFORE UPDATE OF db_role ON
- * apikey.keys: a db_role set by UPDATE obeys the rule apikey_create
- * applies, judged for the role making the change.
+ * apikey_db_role_guard: trigger function, BEFORE INSERT or BEFORE UPDATE
+ * OF db_role ON apikey.keys: a db_role set by plain SQL obeys the rule
+ * apikey_create applies, judged for the role making the change.  INSERTs
+ * by superusers (apikey_create runs its own as the table owner, after its
+ * own check; a restored dump) are not judged.
  */
 Datum
 apikey_db_role_guard(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	newtup;
 	TupleDesc	desc;
 	int			attnum;
 	bool		isnull;
@@ -124,15 +163,20 @@ apikey_db_role_guard(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		elog(ERROR, "apikey_db_role_guard must be fired BEFORE UPDATE ... FOR EACH ROW");
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		elog(ERROR, "apikey_db_role_guard must be fired BEFORE INSERT OR UPDATE ... FOR EACH ROW");
+
+	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && superuser())
+		return PointerGetDatum(newtup);
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	attnum = SPI_fnumber(desc, "db_role");
 	if (attnum <= 0)
 		elog(ERROR, "apikey.keys has no column db_role");
-	d = heap_getattr(trigdata->tg_newtuple, attnum, desc, &isnull);
+	d = heap_getattr(newtup, attnum, desc, &isnull);
 	if (!isnull)
 		apikey_db_role_validate(NameStr(*DatumGetName(d)), apikey_actor_role());
-	return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(newtup);
 }

@@ -8,12 +8,17 @@
  *
  *	  The identity is held in three settings, apikey.key_id, apikey.owner
  *	  and apikey.scopes, so that current_setting() shows it.  They are
- *	  PGC_INTERNAL: SET, set_config(), ALTER ROLE/DATABASE ... SET and
- *	  PGOPTIONS are all refused ("parameter cannot be changed"); only
- *	  apikey_identity_set() below changes them, always as SET LOCAL.  The
- *	  GUC machinery then drops them at commit, at abort, and at the abort
- *	  of a subtransaction that set them, so a pooled connection never
- *	  carries one request's identity into the next transaction.
+ *	  superuser-only (PGC_SUSET: no request's role may SET or RESET them),
+ *	  and their check hooks accept a value only from apikey_identity_set()
+ *	  below, or when a parallel worker receives its leader's values: SET,
+ *	  set_config(), ALTER ROLE/DATABASE ... SET and PGOPTIONS are refused
+ *	  even to superusers.  (PGC_INTERNAL would refuse them too, but such
+ *	  settings are not passed to parallel workers, where a policy using
+ *	  current_setting() would then see no identity.)  apikey_identity_set()
+ *	  always sets them LOCAL, so the GUC machinery drops them at commit, at
+ *	  abort, and at the abort of a subtransaction that set them: a pooled
+ *	  connection never carries one request's identity into the next
+ *	  transaction.
  *
  *	  Before this library is loaded into a session, PostgreSQL accepts any
  *	  "apikey.*" name as a placeholder; loading the library discards such
@@ -33,6 +38,7 @@
 
 #include <limits.h>
 
+#include "access/parallel.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -67,6 +73,9 @@ typedef struct ScopesExtra
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } ScopesExtra;
 
+/* true only while apikey_identity_set() and friends change the settings */
+static bool setting_identity = false;
+
 static const KeyIdExtra *current_key = NULL;
 static const ScopesExtra *current_scopes = NULL;
 
@@ -86,15 +95,32 @@ typedef struct HelperCache
 } HelperCache;
 
 /*
- * check_key_id: '' (no key) or a key id.  Called only for values this
- * module sets (PGC_INTERNAL refuses everything else first).
+ * set_by_us: a value of an identity setting may come only from this
+ * module, from a parallel worker's copy of its leader's values, or be the
+ * built-in default.
+ */
+static bool
+set_by_us(const char *name, GucSource source)
+{
+	if (setting_identity || InitializingParallelWorker || source == PGC_S_DEFAULT)
+		return true;
+	GUC_check_errcode(ERRCODE_CANT_CHANGE_RUNTIME_PARAM);
+	GUC_check_errmsg("parameter \"%s\" can only be set by apikey.postgrest_pre_request()", name);
+	return false;
+}
+
+/*
+ * check_key_id: '' (no key) or a key id.
  */
 static bool
 check_key_id(char **newval, void **extra, GucSource source)
 {
-	KeyIdExtra *e = malloc(sizeof(KeyIdExtra));
+	KeyIdExtra *e;
 	char	   *end;
 
+	if (!set_by_us("apikey.key_id", source))
+		return false;
+	e = malloc(sizeof(KeyIdExtra));
 	if (e == NULL)
 		return false;
 	e->set = (*newval != NULL && **newval != '\0');
@@ -121,6 +147,12 @@ assign_key_id(const char *newval, void *extra)
 	identity_generation++;
 }
 
+static bool
+check_owner(char **newval, void **extra, GucSource source)
+{
+	return set_by_us("apikey.owner", source);
+}
+
 static void
 assign_owner(const char *newval, void *extra)
 {
@@ -136,10 +168,13 @@ check_scopes(char **newval, void **extra, GucSource source)
 {
 	const char *s = *newval ? *newval : "";
 	size_t		len = strlen(s);
-	ScopesExtra *e = malloc(offsetof(ScopesExtra, data) + len + 1);
+	ScopesExtra *e;
 	size_t		i;
 	size_t		start;
 
+	if (!set_by_us("apikey.scopes", source))
+		return false;
+	e = malloc(offsetof(ScopesExtra, data) + len + 1);
 	if (e == NULL)
 		return false;
 	e->n = 0;
@@ -195,8 +230,8 @@ apikey_identity_init(void)
 							   "Set only by apikey.postgrest_pre_request(); empty without a key.",
 							   &key_id_setting,
 							   "",
-							   PGC_INTERNAL,
-							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
 							   check_key_id,
 							   assign_key_id,
 							   NULL);
@@ -205,9 +240,9 @@ apikey_identity_init(void)
 							   "Set only by apikey.postgrest_pre_request(); empty without a key or owner.",
 							   &owner_setting,
 							   "",
-							   PGC_INTERNAL,
-							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
-							   NULL,
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
+							   check_owner,
 							   assign_owner,
 							   NULL);
 	DefineCustomStringVariable("apikey.scopes",
@@ -215,8 +250,8 @@ apikey_identity_init(void)
 							   "Set only by apikey.postgrest_pre_request(); empty without a key.",
 							   &scopes_setting,
 							   "",
-							   PGC_INTERNAL,
-							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   PGC_SUSET,
+							   GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE | GUC_NO_RESET_ALL,
 							   check_scopes,
 							   assign_scopes,
 							   NULL);
@@ -226,8 +261,17 @@ apikey_identity_init(void)
 static void
 set_local(const char *name, const char *value)
 {
-	(void) set_config_option(name, value, PGC_INTERNAL, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	setting_identity = true;
+	PG_TRY();
+	{
+		(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	}
+	PG_FINALLY();
+	{
+		setting_identity = false;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -269,22 +313,9 @@ apikey_identity_set(int64 key_id, const char *owner, Datum scopes)
 	pfree(buf.data);
 }
 
-/*
- * apikey_identity_clear: no key authenticated (for the rest of this
- * transaction, unless the hook runs again).
- */
-void
-apikey_identity_clear(void)
-{
-	if (current_key != NULL && !current_key->set)
-		return;					/* nothing to clear: keep the GUC stack flat */
-	set_local("apikey.key_id", "");
-	set_local("apikey.owner", "");
-	set_local("apikey.scopes", "");
-}
-
-static bool
-have_key(void)
+/* apikey_identity_present: a key was authenticated in this transaction */
+bool
+apikey_identity_present(void)
 {
 	return current_key != NULL && current_key->set;
 }
@@ -296,7 +327,7 @@ have_key(void)
 Datum
 apikey_current_key_id(PG_FUNCTION_ARGS)
 {
-	if (!have_key())
+	if (!apikey_identity_present())
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(current_key->key_id);
 }
@@ -334,7 +365,7 @@ apikey_current_owner(PG_FUNCTION_ARGS)
 		if (c->value != NULL)
 			pfree(c->value);
 		c->value = NULL;
-		c->isnull = !have_key() || owner_setting == NULL || owner_setting[0] == '\0';
+		c->isnull = !apikey_identity_present() || owner_setting == NULL || owner_setting[0] == '\0';
 		if (!c->isnull)
 			c->value = (text *) MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
 												   VARHDRSZ + strlen(owner_setting));
@@ -376,7 +407,7 @@ apikey_has_scope(PG_FUNCTION_ARGS)
 				 errmsg("required scope is malformed"),
 				 errdetail(APIKEY_SCOPE_RULE, SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
 	c->result = false;
-	if (have_key() && current_scopes != NULL)
+	if (apikey_identity_present() && current_scopes != NULL)
 	{
 		for (i = 0; i < current_scopes->n && !c->result; i++)
 			c->result = scope_grants(current_scopes->data + current_scopes->off[i],

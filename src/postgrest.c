@@ -43,6 +43,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
@@ -428,11 +429,13 @@ json_field(StringInfo buf, const char *name, const char *value)
 
 /*
  * refuse: raise the error PostgREST turns into the response for status
- * with body (code, message, details, hint).  No argument may hold a key.
+ * with body (code, message, details, hint); log_detail, if given, goes to
+ * the server log only.  No argument may hold a key.
  */
 static void
 refuse(int status, const char *code, const char *message,
-	   const char *details, const char *hint, long retry_after)
+	   const char *details, const char *hint, long retry_after,
+	   const char *log_detail)
 {
 	if (errors_mode == ERRORS_PLAIN)
 		ereport(ERROR,
@@ -441,6 +444,7 @@ refuse(int status, const char *code, const char *message,
 									   '0' + status % 10)),
 				 errmsg_internal("%s", message),
 				 details ? errdetail_internal("%s", details) : 0,
+				 log_detail ? errdetail_log("%s", log_detail) : 0,
 				 hint ? errhint("%s", hint) : 0));
 	else
 	{
@@ -481,7 +485,8 @@ refuse(int status, const char *code, const char *message,
 		ereport(ERROR,
 				(errcode(MAKE_SQLSTATE('P', 'G', 'R', 'S', 'T')),
 				 errmsg_internal("%s", body.data),
-				 errdetail_internal("%s", detail.data)));
+				 errdetail_internal("%s", detail.data),
+				 log_detail ? errdetail_log("%s", log_detail) : 0));
 	}
 }
 
@@ -537,26 +542,33 @@ refuse_code(ApikeyCode code, const char *required, long retry)
 			elog(ERROR, "unexpected verification code %d", (int) code);
 	}
 	refuse(apikey_code_http_status(code), apikey_code_name(code),
-		   message, details, hint, retry);
+		   message, details, hint, retry, NULL);
 }
 
 /*
  * switch_role: SET LOCAL ROLE to the key's db_role, as PostgREST does for
- * a JWT's role claim, after checking it is still a role a key may use.
+ * a JWT's role claim, after checking it is still a role a key may use: the
+ * key's owner must still be a member of it, and so must the session user
+ * (PostgREST's authenticator), as SET ROLE requires.  The client learns
+ * only that the key cannot be used; the reason goes to the server log.
  */
 static void
-switch_role(const char *rolname)
+switch_role(int64 key_id, const char *rolname, const char *owner_role)
 {
 	Oid			roleid;
 	int			sqlstate;
 	const char *why;
 
-	why = apikey_db_role_refusal(rolname, GetSessionUserId(), &roleid, &sqlstate);
+	why = apikey_db_role_refusal(rolname, get_role_oid(owner_role, true),
+								 &roleid, &sqlstate);
+	if (why == NULL && !is_member_of_role(GetSessionUserId(), roleid))
+		why = "the session user is not a member of it";
 	if (why != NULL)
 		refuse(403, "ROLE_REFUSED",
-			   "The API key's database role cannot be used",
-			   psprintf("The key's db_role is refused: %s.", why),
-			   "Ask the database administrator to fix the key's db_role.", 0);
+			   "The API key cannot be used: its database role is not usable",
+			   NULL, "Ask the key's owner to check the key.", 0,
+			   psprintf("The db_role of api key " INT64_FORMAT " is refused: %s.",
+						key_id, why));
 	(void) set_config_option("role", rolname,
 							 superuser() ? PGC_SUSET : PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
@@ -579,10 +591,19 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 	const char *required = NULL;
 	char	   *owner = NULL;
 	char	   *db_role = NULL;
+	char	   *owner_role;
 	int64		key_id;
 	Datum		granted;
 
-	apikey_identity_clear();
+	/*
+	 * Once per transaction, as PostgREST calls it: a second key would
+	 * otherwise mix with the first one's role.
+	 */
+	if (apikey_identity_present())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("apikey.postgrest_pre_request() already authenticated a key in this transaction"),
+				 errhint("Call it once per transaction, as PostgREST's db-pre-request does.")));
 
 	if (!json_search(headers, key_header, &key))
 		key.matches = 1;		/* unreadable headers: malformed, not absent */
@@ -595,7 +616,7 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 		if (!require_key)
 			PG_RETURN_VOID();
 		refuse(401, "MALFORMED", "API key required", NULL,
-			   psprintf("Send an API key in the %s header.", key_header), 0);
+			   psprintf("Send an API key in the %s header.", key_header), 0, NULL);
 	}
 
 	memset(&req, 0, sizeof(req));
@@ -641,12 +662,13 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 	if (!res.owner_isnull)
 		owner = TextDatumGetCString(res.owner);
 	granted = datumCopy(res.scopes, false, -1);
+	owner_role = pstrdup(NameStr(*DatumGetName(res.owner_role)));
 	if (!res.db_role_isnull)
 		db_role = pstrdup(NameStr(*DatumGetName(res.db_role)));
 	apikey_check_done(&res);
 
 	apikey_identity_set(key_id, owner, granted);
 	if (db_role != NULL)
-		switch_role(db_role);
+		switch_role(key_id, db_role, owner_role);
 	PG_RETURN_VOID();
 }

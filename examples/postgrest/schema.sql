@@ -69,3 +69,7 @@ GRANT EXECUTE ON FUNCTION api.whoami() TO web_anon, todo_reader;
 
 -- the hook's settings, for PostgREST's connections only
 ALTER ROLE authenticator SET apikey.postgrest_scopes = 'path';
+-- load apikey when PostgREST connects, so that apikey.key_id and friends are
+-- defined before anything else runs (current_setting() then shows only what
+-- the hook set; the helper functions are authoritative either way)
+ALTER ROLE authenticator SET session_preload_libraries = 'apikey';

@@ -315,13 +315,13 @@ SELECT is_empty(format('SELECT id, acting_key_id FROM apikey.audit WHERE id > %s
 	(SELECT first FROM pg_temp.pt_mark)),
 	'acting_key_id is NULL on every row written outside a request');
 -- The request context (apikey.key_id, set only by postgrest_pre_request)
--- cannot be set from SQL: it is an internal setting.  test/pgtap/postgrest.sql
--- shows acting_key_id naming the key of a request that changes a key.
+-- cannot be set from SQL, not even by a superuser.  sql/postgrest.sql shows
+-- acting_key_id naming the key of a request that changes a key.
 SELECT throws_ok($$SELECT set_config('apikey.key_id', '42', true)$$, '55P02',
-	'parameter "apikey.key_id" cannot be changed',
+	'parameter "apikey.key_id" can only be set by apikey.postgrest_pre_request()',
 	'set_config(''apikey.key_id'') is refused: only the hook sets it');
 SELECT throws_ok($$SET LOCAL apikey.key_id = '42'$$, '55P02',
-	'parameter "apikey.key_id" cannot be changed',
+	'parameter "apikey.key_id" can only be set by apikey.postgrest_pre_request()',
 	'SET LOCAL apikey.key_id is refused: only the hook sets it');
 
 ------------------------------------------------------------------------

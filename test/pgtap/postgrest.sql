@@ -7,13 +7,29 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(28);
+SELECT plan(31);
 -- load the library, so its settings are defined (identity_forgery.sh shows
 -- what happens to values set before it loads)
 SELECT apikey.current_key_id();
 
--- pg_temp.hook(key): the request PostgREST would send, then the hook
+-- pg_temp.explain_lines(q): the plan of q, one line per row
+CREATE FUNCTION pg_temp.explain_lines(q text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+	l text;
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+		RETURN NEXT l;
+	END LOOP;
+END
+$$;
+
+-- pg_temp.hook(key): the request PostgREST would send, then the hook.  The
+-- whole file is one transaction and the hook runs once per transaction: a
+-- superuser may RESET the identity (never set it) before the next request.
 CREATE FUNCTION pg_temp.hook(key text) RETURNS void LANGUAGE sql AS $$
+	RESET apikey.key_id;
+	RESET apikey.owner;
+	RESET apikey.scopes;
 	SELECT set_config('request.method', 'GET', true),
 		   set_config('request.path', '/things', true),
 		   set_config('request.jwt.claims', '{"role":"anon"}', true),
@@ -31,8 +47,8 @@ SELECT volatility_is('apikey', 'postgrest_pre_request', ARRAY[]::name[], 'volati
 SELECT is(ARRAY(SELECT p.proname || ' ' || p.provolatile::text || p.proparallel::text || p.prosecdef::int
 				  FROM pg_proc p WHERE p.pronamespace = 'apikey'::regnamespace
 				   AND p.proname IN ('current_key_id', 'current_owner', 'has_scope') ORDER BY 1),
-	ARRAY['current_key_id sr0', 'current_owner sr0', 'has_scope sr0'],
-	'helpers are STABLE, PARALLEL RESTRICTED (workers do not get the identity), not SECURITY DEFINER');
+	ARRAY['current_key_id ss0', 'current_owner ss0', 'has_scope ss0'],
+	'helpers are STABLE, PARALLEL SAFE (workers get the identity), not SECURITY DEFINER');
 SELECT function_returns('apikey', 'current_key_id', ARRAY[]::name[], 'bigint');
 SELECT function_returns('apikey', 'current_owner', ARRAY[]::name[], 'text');
 SELECT function_returns('apikey', 'has_scope', ARRAY['text'], 'boolean');
@@ -46,13 +62,13 @@ SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LI
 	$$VALUES ('apikey.client_addr_header'::text, 'superuser'::text, ''::text),
 			 ('apikey.default_prefix', 'user', 'ak'),
 			 ('apikey.header', 'superuser', 'x-api-key'),
-			 ('apikey.key_id', 'internal', ''),
-			 ('apikey.owner', 'internal', ''),
+			 ('apikey.key_id', 'superuser', ''),
+			 ('apikey.owner', 'superuser', ''),
 			 ('apikey.postgrest_errors', 'superuser', 'pgrst'),
 			 ('apikey.postgrest_scopes', 'superuser', 'off'),
 			 ('apikey.require_key', 'superuser', 'on'),
-			 ('apikey.scopes', 'internal', '')$$,
-	'every apikey setting: the identity is internal, the hook''s settings superuser-only, with their defaults');
+			 ('apikey.scopes', 'superuser', '')$$,
+	'every apikey setting: the identity and the hook''s settings superuser-only, with their defaults');
 SELECT is((SELECT array_agg(enumvals ORDER BY name) FROM pg_settings WHERE name IN ('apikey.postgrest_errors', 'apikey.postgrest_scopes'))::text,
 	'{{pgrst,plain},{off,path}}', 'the enum settings offer pgrst|plain and off|path');
 CREATE ROLE pt_pgrst_plain LOGIN;
@@ -124,12 +140,33 @@ SELECT is((SELECT string_agg(id || tenant, ',' ORDER BY id) FROM public.pt_thing
 ------------------------------------------------------------------------
 -- no key, no rows (2)
 ------------------------------------------------------------------------
+RESET apikey.key_id;
 SELECT lives_ok($$SELECT set_config('request.jwt.claims', '{"role":"anon","sub":"u"}', true),
 	set_config('request.headers', '{}', true), apikey.postgrest_pre_request()$$,
 	'a JWT request without a key passes the hook');
 SET LOCAL ROLE pt_pgrst_anon;
 SELECT is((SELECT count(*)::int FROM public.pt_things), 0, 'and sees no tenant''s rows (current_owner() is NULL)');
 RESET ROLE;
+
+------------------------------------------------------------------------
+-- parallel workers see the identity (3)
+------------------------------------------------------------------------
+CREATE TABLE public.pt_many AS
+	SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END AS tenant FROM generate_series(1, 20000) g;
+ANALYZE public.pt_many;
+SELECT pg_temp.hook(:'key_a');
+SET LOCAL force_parallel_mode = on;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SELECT ok((SELECT count(*) FROM pg_temp.explain_lines(
+	'SELECT count(*) FROM public.pt_many WHERE tenant = apikey.current_owner()') AS e(line)
+	WHERE e.line ~ 'Gather') > 0, 'a scan filtered by current_owner() runs in parallel workers');
+SELECT is((SELECT count(*)::int FROM public.pt_many WHERE tenant = apikey.current_owner()), 10000,
+	'and the workers see the key''s owner');
+SELECT is((SELECT count(*)::int FROM public.pt_many WHERE tenant = current_setting('apikey.owner', true)
+	AND apikey.has_scope('things:read') IS NOT NULL), 10000,
+	'current_setting() too');
+RESET force_parallel_mode;
 
 ------------------------------------------------------------------------
 -- a db_role is used exactly (3)

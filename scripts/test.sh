@@ -112,6 +112,8 @@ done
 
 # Node.js suites: PostgREST transactions replayed through pgbouncer and
 # directly, and the example application backend over real HTTP
+echo "== PostgREST replay (test/postgrest)"
+run_tap postgrest bash test/postgrest/run.sh
 echo "== Node.js example backend (examples/node)"
 run_tap node_example bash examples/node/test/run.sh
 

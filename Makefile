@@ -19,7 +19,9 @@ OBJS = \
 	src/postgrest.o \
 	src/scope.o \
 	src/secret.o \
-	src/verify.o
+	src/tracker.o \
+	src/verify.o \
+	src/worker.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC = "apikey - API keys for PostgreSQL"

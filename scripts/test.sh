@@ -110,6 +110,11 @@ for f in test/shell/*.sh; do
 	run_tap "$(basename "$f" .sh)" bash "$f"
 done
 
+# PostgreSQL's own TAP framework: servers with apikey preloaded, restarts,
+# crashes and a standby, each suite starting its own
+echo "== PostgreSQL TAP suites (test/tap)"
+run_tap perl_tap bash test/tap/run.sh
+
 # Node.js suites: PostgREST transactions replayed through pgbouncer and
 # directly, and the example application backend over real HTTP
 echo "== PostgREST replay (test/postgrest)"

@@ -36,10 +36,6 @@ CREATE TRIGGER keys_db_role_guard_insert
 COMMENT ON TRIGGER keys_db_role_guard_insert ON apikey.keys IS
 	'a db_role written by a plain INSERT (only roles such as pg_write_all_data can) obeys the rules of apikey_create';
 
-/* usage is not maintained yet: say so */
-COMMENT ON COLUMN apikey.keys.last_used_at IS 'not maintained yet: always NULL';
-COMMENT ON COLUMN apikey.keys.use_count IS 'not maintained yet: always 0';
-
 /* grace_until: verification by the previous secret of a rotated key */
 ALTER TYPE apikey.verification ADD ATTRIBUTE grace_until timestamptz;
 COMMENT ON COLUMN apikey.verification.grace_until IS
@@ -68,25 +64,6 @@ COMMENT ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, 
 REVOKE ALL ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name)
 	TO apikey_manager, apikey_admin;
-
-/* key_status shows db_role */
-CREATE OR REPLACE VIEW apikey.key_status WITH (security_invoker = true) AS
-SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
-	   k.resources, k.allowed_cidrs,
-	   CASE
-		   WHEN NOT k.enabled THEN 'disabled'
-		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
-		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
-		   ELSE 'active'
-	   END AS state,
-	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
-	   k.grace_until, k.last_used_at, k.use_count, k.created_at, k.created_by,
-	   k.db_role
-  FROM apikey.keys k;
-COMMENT ON COLUMN apikey.key_status.db_role IS
-	'database role apikey.postgrest_pre_request() switches to for this key (SET LOCAL ROLE); NULL: none';
-COMMENT ON COLUMN apikey.key_status.last_used_at IS 'not maintained yet: always NULL';
-COMMENT ON COLUMN apikey.key_status.use_count IS 'not maintained yet: always 0';
 
 /*
  * The PostgREST hook and the request identity it records.  The helpers are
@@ -126,3 +103,241 @@ REVOKE ALL ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
 GRANT EXECUTE ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
 	apikey.current_owner(), apikey.has_scope(text)
 	TO apikey_verifier, apikey_manager, apikey_admin;
+
+/*
+ * Usage moves out of apikey.keys into apikey.usage, written by the
+ * background worker from shared memory (never by the verifying
+ * transaction).  1.0 never maintained the columns; whatever they hold moves.
+ */
+CREATE TABLE apikey.usage (
+	key_id			bigint PRIMARY KEY,
+	last_used_at	timestamptz NOT NULL,
+	use_count		bigint NOT NULL DEFAULT 0
+		CONSTRAINT usage_use_count_check CHECK (use_count OPERATOR(pg_catalog.>=) 0)
+);
+INSERT INTO apikey.usage (key_id, last_used_at, use_count)
+	SELECT id, COALESCE(last_used_at, created_at), use_count FROM apikey.keys
+	 WHERE last_used_at IS NOT NULL OR use_count OPERATOR(pg_catalog.>) 0;
+DROP VIEW apikey.key_status;
+ALTER TABLE apikey.keys DROP COLUMN last_used_at, DROP COLUMN use_count;
+
+/* the audit trigger no longer needs to skip usage columns */
+CREATE OR REPLACE FUNCTION apikey.keys_audit_row(op text, o apikey.keys, n apikey.keys)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	secret	text[] := ARRAY['secret_hash', 'grace_secret_hash'];
+	-- not audited as "update": rotation bookkeeping
+	quiet	text[] := ARRAY['secret_hash', 'grace_secret_hash', 'grace_until',
+						   'hint', 'rotated_at'];
+	oj		jsonb;
+	nj		jsonb;
+	old_c	jsonb := '{}';
+	new_c	jsonb := '{}';
+	col		text;
+	act		text;
+	d		jsonb;
+	r		apikey.keys;
+BEGIN
+	IF op = 'INSERT' THEN
+		r := n;
+		act := 'create';
+		d := pg_catalog.jsonb_build_object('new', pg_catalog.to_jsonb(n) OPERATOR(pg_catalog.-) secret);
+	ELSIF op = 'DELETE' THEN
+		r := o;
+		act := 'delete';
+		d := pg_catalog.jsonb_build_object('old', pg_catalog.to_jsonb(o) OPERATOR(pg_catalog.-) secret);
+	ELSE
+		r := n;
+		oj := pg_catalog.to_jsonb(o);
+		nj := pg_catalog.to_jsonb(n);
+		FOR col IN SELECT k FROM pg_catalog.jsonb_object_keys(nj) AS k ORDER BY k LOOP
+			IF col OPERATOR(pg_catalog.<>) ALL (quiet)
+			   AND (oj OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (nj OPERATOR(pg_catalog.->) col) THEN
+				old_c := old_c OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(col, oj OPERATOR(pg_catalog.->) col);
+				new_c := new_c OPERATOR(pg_catalog.||)
+					pg_catalog.jsonb_build_object(col, nj OPERATOR(pg_catalog.->) col);
+			END IF;
+		END LOOP;
+		IF o.secret_hash IS DISTINCT FROM n.secret_hash THEN
+			act := 'rotate';
+			d := pg_catalog.jsonb_build_object(
+				'old_hint', o.hint, 'new_hint', n.hint,
+				'grace_until', n.grace_until);
+			IF old_c OPERATOR(pg_catalog.<>) '{}' THEN
+				d := d OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
+			END IF;
+		ELSIF old_c OPERATOR(pg_catalog.=) '{}' THEN
+			RETURN;				-- nothing worth auditing changed
+		ELSE
+			IF o.enabled IS DISTINCT FROM n.enabled THEN
+				act := CASE WHEN n.enabled THEN 'enable' ELSE 'disable' END;
+			ELSE
+				act := 'update';
+			END IF;
+			d := pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
+		END IF;
+	END IF;
+
+	INSERT INTO apikey.audit (action, key_id, key_owner_role, actor_current_user,
+							  acting_key_id, detail)
+	VALUES (act, r.id, r.owner_role, apikey.acting_role(),
+			NULLIF(pg_catalog.current_setting('apikey.key_id', true), '')::pg_catalog.int8,
+			d);
+END
+$$;
+
+/* verification outcomes are logged too */
+ALTER TABLE apikey.audit DROP CONSTRAINT audit_action_check;
+ALTER TABLE apikey.audit ADD CONSTRAINT audit_action_check
+	CHECK (action OPERATOR(pg_catalog.=) ANY
+		   (ARRAY['create', 'rotate', 'enable', 'disable', 'update', 'delete', 'verify']::text[]));
+
+/* 1.0 refused every rate limit; 1.1 refuses one only without shared memory */
+DROP TRIGGER keys_refuse_rate_limit ON apikey.keys;
+DROP FUNCTION apikey.refuse_rate_limit();
+
+/*
+ * apikey.usage: last use and use count per key, written by the background
+ * worker from shared memory every apikey.flush_interval; never by the
+ * verifying transaction, never locking a key's row.
+ */
+COMMENT ON TABLE apikey.usage IS
+	'usage per key, written by the apikey worker from shared memory (needs shared_preload_libraries); not on hot standbys';
+COMMENT ON COLUMN apikey.usage.key_id IS 'the key (no foreign key: writing usage never locks a key''s row)';
+COMMENT ON COLUMN apikey.usage.last_used_at IS 'last VALID verification, as of the worker''s last flush';
+COMMENT ON COLUMN apikey.usage.use_count IS 'VALID verifications, as of the worker''s last flush';
+ALTER TABLE apikey.usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_admin ON apikey.usage FOR SELECT TO apikey_admin
+	USING (true);
+-- a manager sees the usage of the keys row-level security shows it
+CREATE POLICY usage_manager ON apikey.usage FOR SELECT TO apikey_manager
+	USING (EXISTS (SELECT 1 FROM apikey.keys k WHERE k.id OPERATOR(pg_catalog.=) key_id));
+COMMENT ON POLICY usage_admin ON apikey.usage IS 'admins read the usage of every key';
+COMMENT ON POLICY usage_manager ON apikey.usage IS 'managers read the usage of their own keys';
+REVOKE ALL ON apikey.usage FROM PUBLIC;
+GRANT SELECT ON apikey.usage TO apikey_admin, apikey_manager;
+SELECT pg_catalog.pg_extension_config_dump('apikey.usage', '');
+
+/*
+ * apikey.rate_limit_guard(): a rate limit set by UPDATE needs the shared
+ * memory token buckets, as with apikey_create (55000 without them).
+ */
+CREATE FUNCTION apikey.rate_limit_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_rate_limit_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.rate_limit_guard() IS
+	'trigger: refuses setting a rate limit without apikey in shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikey.rate_limit_guard() FROM PUBLIC;
+CREATE TRIGGER keys_rate_limit_guard
+	BEFORE UPDATE OF rate_limit, rate_window ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.rate_limit OPERATOR(pg_catalog.>) 0
+		  AND NEW.rate_window OPERATOR(pg_catalog.>) '0'::pg_catalog.interval
+		  AND (OLD.rate_limit IS DISTINCT FROM NEW.rate_limit
+			   OR OLD.rate_window IS DISTINCT FROM NEW.rate_window))
+	EXECUTE FUNCTION apikey.rate_limit_guard();
+COMMENT ON TRIGGER keys_rate_limit_guard ON apikey.keys IS
+	'a rate limit set by UPDATE must be enforceable, as with apikey_create';
+
+COMMENT ON COLUMN apikey.audit.action IS
+	'create, rotate, enable, disable, update, delete, or verify (a verification outcome, per apikey.log_verifications)';
+
+/*
+ * apikey.key_status: keys as a DBA wants to list them, without any secret.
+ */
+CREATE VIEW apikey.key_status WITH (security_invoker = true) AS
+SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
+	   k.resources, k.allowed_cidrs,
+	   CASE
+		   WHEN NOT k.enabled THEN 'disabled'
+		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
+		   ELSE 'active'
+	   END AS state,
+	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
+	   k.grace_until, u.last_used_at, COALESCE(u.use_count, 0) AS use_count,
+	   k.created_at, k.created_by, k.db_role
+  FROM apikey.keys k
+  LEFT JOIN apikey.usage u ON u.key_id OPERATOR(pg_catalog.=) k.id;
+COMMENT ON VIEW apikey.key_status IS
+	'keys with their state (active, disabled, expired, rotating), hint and last use; no secrets';
+COMMENT ON COLUMN apikey.key_status.state IS 'disabled, expired, rotating (old secret in its grace period) or active';
+/* the other columns mean what they mean in apikey.keys and apikey.usage */
+DO $comments$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN
+		SELECT a.attname
+		  FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid OPERATOR(pg_catalog.=) 'apikey.key_status'::pg_catalog.regclass
+		   AND a.attnum OPERATOR(pg_catalog.>) 0
+		   AND a.attname OPERATOR(pg_catalog.<>) 'state'
+	LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN apikey.key_status.%I IS %L',
+			c.attname,
+			(SELECT pg_catalog.col_description(t.tab, k.attnum)
+			   FROM (VALUES ('apikey.keys'::pg_catalog.regclass), ('apikey.usage'::pg_catalog.regclass)) AS t(tab)
+			   JOIN pg_catalog.pg_attribute k ON k.attrelid OPERATOR(pg_catalog.=) t.tab
+			  WHERE k.attname OPERATOR(pg_catalog.=) c.attname AND NOT k.attisdropped
+			  LIMIT 1));
+	END LOOP;
+END
+$comments$;
+REVOKE ALL ON apikey.key_status FROM PUBLIC;
+GRANT SELECT ON apikey.key_status TO apikey_admin, apikey_manager;
+
+/*
+ * Live figures from shared memory: apikey.stats.
+ */
+CREATE FUNCTION apikey.key_stats(
+	OUT key_id bigint, OUT unflushed_uses bigint, OUT last_used_at timestamptz,
+	OUT rate_limit integer, OUT bucket_tokens double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'apikey_key_stats'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.key_stats() IS
+	'live figures of this database''s keys in shared memory (use the view apikey.stats)';
+CREATE FUNCTION apikey.server_stats(
+	OUT verifications jsonb, OUT queue_depth integer, OUT queue_size integer,
+	OUT dropped bigint, OUT untracked bigint, OUT started_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'apikey_server_stats'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.server_stats() IS
+	'this server''s verification figures (one row, for superusers and apikey_admin; use the view apikey.stats)';
+
+CREATE VIEW apikey.stats WITH (security_invoker = true) AS
+SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
+	   s.rate_limit, s.bucket_tokens,
+	   NULL::jsonb AS verifications, NULL::integer AS queue_depth,
+	   NULL::integer AS queue_size, NULL::bigint AS dropped, NULL::bigint AS untracked
+  FROM apikey.key_stats() s
+  JOIN apikey.keys k ON k.id OPERATOR(pg_catalog.=) s.key_id
+UNION ALL
+SELECT 'server', NULL, NULL, NULL, NULL, NULL, NULL,
+	   v.verifications, v.queue_depth, v.queue_size, v.dropped, v.untracked
+  FROM apikey.server_stats() v;
+COMMENT ON VIEW apikey.stats IS
+	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue and what was dropped';
+COMMENT ON COLUMN apikey.stats.scope IS 'key: one tracked key; server: this server';
+COMMENT ON COLUMN apikey.stats.key_id IS 'the key';
+COMMENT ON COLUMN apikey.stats.name IS 'the key''s name';
+COMMENT ON COLUMN apikey.stats.unflushed_uses IS 'VALID verifications not yet written to apikey.usage';
+COMMENT ON COLUMN apikey.stats.last_used_at IS 'last VALID verification not yet written to apikey.usage';
+COMMENT ON COLUMN apikey.stats.rate_limit IS 'the bucket''s capacity, as last seen by a verification';
+COMMENT ON COLUMN apikey.stats.bucket_tokens IS 'tokens in the bucket now: verifications that would be VALID at once';
+COMMENT ON COLUMN apikey.stats.verifications IS 'verifications by code on this server since it started';
+COMMENT ON COLUMN apikey.stats.queue_depth IS 'verification outcomes waiting for the worker';
+COMMENT ON COLUMN apikey.stats.queue_size IS 'capacity of the queue (apikey.queue_size)';
+COMMENT ON COLUMN apikey.stats.dropped IS 'outcomes not logged because the queue was full';
+COMMENT ON COLUMN apikey.stats.untracked IS 'uses not counted because apikey.max_tracked_keys was reached';
+REVOKE ALL ON FUNCTION apikey.key_stats(), apikey.server_stats() FROM PUBLIC;
+REVOKE ALL ON apikey.stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.key_stats(), apikey.server_stats() TO apikey_admin, apikey_manager;
+GRANT SELECT ON apikey.stats TO apikey_admin, apikey_manager;

@@ -113,8 +113,6 @@ CREATE TABLE apikey.keys (
 	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	created_by		name NOT NULL DEFAULT CURRENT_USER,
 	rotated_at		timestamptz,
-	last_used_at	timestamptz,
-	use_count		bigint NOT NULL DEFAULT 0,
 	secret_hash		bytea NOT NULL
 		CONSTRAINT keys_secret_hash_check
 		CHECK (pg_catalog.octet_length(secret_hash) OPERATOR(pg_catalog.=) 32),
@@ -159,8 +157,6 @@ COMMENT ON COLUMN apikey.keys.rate_window IS 'time in which rate_limit tokens ar
 COMMENT ON COLUMN apikey.keys.created_at IS 'when the key was created';
 COMMENT ON COLUMN apikey.keys.created_by IS 'role that created the key';
 COMMENT ON COLUMN apikey.keys.rotated_at IS 'when the secret was last rotated';
-COMMENT ON COLUMN apikey.keys.last_used_at IS 'not maintained yet: always NULL';
-COMMENT ON COLUMN apikey.keys.use_count IS 'not maintained yet: always 0';
 COMMENT ON COLUMN apikey.keys.secret_hash IS 'SHA-256 of the whole key string; readable by superusers only';
 COMMENT ON COLUMN apikey.keys.grace_secret_hash IS 'SHA-256 of the previous key during a rotation grace period';
 COMMENT ON COLUMN apikey.keys.grace_until IS 'the previous key stops verifying at this time';
@@ -259,7 +255,7 @@ CREATE TABLE apikey.audit (
 	action				text NOT NULL
 		CONSTRAINT audit_action_check
 		CHECK (action OPERATOR(pg_catalog.=) ANY
-			   (ARRAY['create', 'rotate', 'enable', 'disable', 'update', 'delete']::text[])),
+			   (ARRAY['create', 'rotate', 'enable', 'disable', 'update', 'delete', 'verify']::text[])),
 	key_id				bigint,
 	key_owner_role		name,
 	actor_session_user	name NOT NULL DEFAULT SESSION_USER,
@@ -276,7 +272,6 @@ COMMENT ON TABLE apikey.audit IS
 	'append-only audit log: one row per change to apikey.keys; never contains a secret';
 COMMENT ON COLUMN apikey.audit.id IS 'audit entry id, increasing';
 COMMENT ON COLUMN apikey.audit.at IS 'transaction time of the change';
-COMMENT ON COLUMN apikey.audit.action IS 'create, rotate, enable, disable, update or delete';
 COMMENT ON COLUMN apikey.audit.key_id IS 'the key changed (no foreign key: deleted keys keep their history)';
 COMMENT ON COLUMN apikey.audit.key_owner_role IS 'owner_role of the key at the time (managers see rows of their own keys)';
 COMMENT ON COLUMN apikey.audit.actor_session_user IS 'session_user of the change';
@@ -298,9 +293,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	secret	text[] := ARRAY['secret_hash', 'grace_secret_hash'];
-	-- not audited as "update": rotation and usage bookkeeping
+	-- not audited as "update": rotation bookkeeping
 	quiet	text[] := ARRAY['secret_hash', 'grace_secret_hash', 'grace_until',
-						   'hint', 'rotated_at', 'last_used_at', 'use_count'];
+						   'hint', 'rotated_at'];
 	oj		jsonb;
 	nj		jsonb;
 	old_c	jsonb := '{}';
@@ -373,29 +368,6 @@ CREATE TRIGGER keys_audit
 	AFTER INSERT OR UPDATE OR DELETE ON apikey.keys
 	FOR EACH ROW EXECUTE FUNCTION apikey.keys_audit();
 COMMENT ON TRIGGER keys_audit ON apikey.keys IS 'writes the audit trail';
-
-/*
- * apikey.refuse_rate_limit(): direct UPDATEs may not set a rate limit
- * either, while there is no shared-memory limiter (SQLSTATE 55000 without
- * shared_preload_libraries).  Invalid limits are left to the CHECKs.
- */
-CREATE FUNCTION apikey.refuse_rate_limit()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'apikey_refuse_rate_limit'
-LANGUAGE C;
-COMMENT ON FUNCTION apikey.refuse_rate_limit() IS
-	'trigger: refuses setting a rate limit that this server cannot enforce';
-
-CREATE TRIGGER keys_refuse_rate_limit
-	BEFORE UPDATE OF rate_limit, rate_window ON apikey.keys
-	FOR EACH ROW
-	WHEN (NEW.rate_limit OPERATOR(pg_catalog.>) 0
-		  AND NEW.rate_window OPERATOR(pg_catalog.>) '0'::pg_catalog.interval
-		  AND (OLD.rate_limit IS DISTINCT FROM NEW.rate_limit
-			   OR OLD.rate_window IS DISTINCT FROM NEW.rate_window))
-	EXECUTE FUNCTION apikey.refuse_rate_limit();
-COMMENT ON TRIGGER keys_refuse_rate_limit ON apikey.keys IS
-	'a rate limit set by UPDATE must be enforceable, as with apikey_create';
 
 /*
  * apikey.db_role_guard(): the db_role rules of apikey_create, for UPDATEs.
@@ -485,47 +457,6 @@ COMMENT ON POLICY audit_admin ON apikey.audit IS 'admins read the whole audit lo
 COMMENT ON POLICY audit_manager ON apikey.audit IS 'managers read the audit rows of their own keys';
 
 /*
- * apikey.key_status: keys as a DBA wants to list them, without any secret.
- */
-CREATE VIEW apikey.key_status WITH (security_invoker = true) AS
-SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
-	   k.resources, k.allowed_cidrs,
-	   CASE
-		   WHEN NOT k.enabled THEN 'disabled'
-		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
-		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
-		   ELSE 'active'
-	   END AS state,
-	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
-	   k.grace_until, k.last_used_at, k.use_count, k.created_at, k.created_by,
-	   k.db_role
-  FROM apikey.keys k;
-COMMENT ON VIEW apikey.key_status IS
-	'keys with their state (active, disabled, expired, rotating), hint and last use; no secrets';
-COMMENT ON COLUMN apikey.key_status.state IS 'disabled, expired, rotating (old secret in its grace period) or active';
-/* the other columns mean what they mean in apikey.keys */
-DO $comments$
-DECLARE
-	c record;
-BEGIN
-	FOR c IN
-		SELECT a.attname, pg_catalog.col_description(a.attrelid, a.attnum) AS descr
-		  FROM pg_catalog.pg_attribute a
-		 WHERE a.attrelid OPERATOR(pg_catalog.=) 'apikey.key_status'::pg_catalog.regclass
-		   AND a.attnum OPERATOR(pg_catalog.>) 0
-		   AND a.attname OPERATOR(pg_catalog.<>) 'state'
-	LOOP
-		EXECUTE pg_catalog.format('COMMENT ON COLUMN apikey.key_status.%I IS %L',
-			c.attname,
-			pg_catalog.col_description('apikey.keys'::pg_catalog.regclass,
-				(SELECT k.attnum FROM pg_catalog.pg_attribute k
-				  WHERE k.attrelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
-					AND k.attname OPERATOR(pg_catalog.=) c.attname)));
-	END LOOP;
-END
-$comments$;
-
-/*
  * The PostgREST hook and the request identity it records.  The helpers are
  * PARALLEL SAFE: parallel workers receive the identity settings with the
  * rest of their leader's settings.
@@ -569,7 +500,7 @@ SELECT pg_catalog.pg_extension_config_dump('apikey.audit_id_seq', '');
  * the columns the extension maintains (hash, prefix, hint, ids, created_*,
  * usage); keys are created and rotated only through the functions.
  */
-REVOKE ALL ON apikey.keys, apikey.audit, apikey.key_status FROM PUBLIC;
+REVOKE ALL ON apikey.keys, apikey.audit FROM PUBLIC;
 REVOKE ALL ON SEQUENCE apikey.keys_id_seq, apikey.audit_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.apikey_verify(text, text[], text, inet) FROM PUBLIC;
@@ -580,22 +511,20 @@ REVOKE ALL ON FUNCTION apikey.hash_prefix(bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
-REVOKE ALL ON FUNCTION apikey.refuse_rate_limit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.db_role_guard() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
 	apikey.current_owner(), apikey.has_scope(text) FROM PUBLIC;
 
 GRANT SELECT (id, name, prefix, hint, owner, owner_role, scopes, resources,
 			  allowed_cidrs, meta, enabled, expires_at, rate_limit, rate_window,
-			  created_at, created_by, rotated_at, last_used_at, use_count,
-			  grace_until, db_role)
+			  created_at, created_by, rotated_at, grace_until, db_role)
 	ON apikey.keys TO apikey_admin, apikey_manager;
 GRANT UPDATE (name, owner, scopes, resources, allowed_cidrs, meta, enabled,
 			  expires_at, rate_limit, rate_window, db_role)
 	ON apikey.keys TO apikey_admin, apikey_manager;
 GRANT UPDATE (owner_role) ON apikey.keys TO apikey_admin;
 GRANT DELETE ON apikey.keys TO apikey_admin, apikey_manager;
-GRANT SELECT ON apikey.audit, apikey.key_status TO apikey_admin, apikey_manager;
+GRANT SELECT ON apikey.audit TO apikey_admin, apikey_manager;
 
 GRANT EXECUTE ON FUNCTION apikey.apikey_verify(text, text[], text, inet)
 	TO apikey_verifier, apikey_manager, apikey_admin;
@@ -610,3 +539,153 @@ GRANT EXECUTE ON FUNCTION apikey.scopes_valid(text[]), apikey.hash_prefix(bytea)
 GRANT EXECUTE ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
 	apikey.current_owner(), apikey.has_scope(text)
 	TO apikey_verifier, apikey_manager, apikey_admin;
+
+/* apikey.usage (its comments, policies and grants follow) */
+CREATE TABLE apikey.usage (
+	key_id			bigint PRIMARY KEY,
+	last_used_at	timestamptz NOT NULL,
+	use_count		bigint NOT NULL DEFAULT 0
+		CONSTRAINT usage_use_count_check CHECK (use_count OPERATOR(pg_catalog.>=) 0)
+);
+
+/*
+ * apikey.usage: last use and use count per key, written by the background
+ * worker from shared memory every apikey.flush_interval; never by the
+ * verifying transaction, never locking a key's row.
+ */
+COMMENT ON TABLE apikey.usage IS
+	'usage per key, written by the apikey worker from shared memory (needs shared_preload_libraries); not on hot standbys';
+COMMENT ON COLUMN apikey.usage.key_id IS 'the key (no foreign key: writing usage never locks a key''s row)';
+COMMENT ON COLUMN apikey.usage.last_used_at IS 'last VALID verification, as of the worker''s last flush';
+COMMENT ON COLUMN apikey.usage.use_count IS 'VALID verifications, as of the worker''s last flush';
+ALTER TABLE apikey.usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_admin ON apikey.usage FOR SELECT TO apikey_admin
+	USING (true);
+-- a manager sees the usage of the keys row-level security shows it
+CREATE POLICY usage_manager ON apikey.usage FOR SELECT TO apikey_manager
+	USING (EXISTS (SELECT 1 FROM apikey.keys k WHERE k.id OPERATOR(pg_catalog.=) key_id));
+COMMENT ON POLICY usage_admin ON apikey.usage IS 'admins read the usage of every key';
+COMMENT ON POLICY usage_manager ON apikey.usage IS 'managers read the usage of their own keys';
+REVOKE ALL ON apikey.usage FROM PUBLIC;
+GRANT SELECT ON apikey.usage TO apikey_admin, apikey_manager;
+SELECT pg_catalog.pg_extension_config_dump('apikey.usage', '');
+
+/*
+ * apikey.rate_limit_guard(): a rate limit set by UPDATE needs the shared
+ * memory token buckets, as with apikey_create (55000 without them).
+ */
+CREATE FUNCTION apikey.rate_limit_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_rate_limit_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.rate_limit_guard() IS
+	'trigger: refuses setting a rate limit without apikey in shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikey.rate_limit_guard() FROM PUBLIC;
+CREATE TRIGGER keys_rate_limit_guard
+	BEFORE UPDATE OF rate_limit, rate_window ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.rate_limit OPERATOR(pg_catalog.>) 0
+		  AND NEW.rate_window OPERATOR(pg_catalog.>) '0'::pg_catalog.interval
+		  AND (OLD.rate_limit IS DISTINCT FROM NEW.rate_limit
+			   OR OLD.rate_window IS DISTINCT FROM NEW.rate_window))
+	EXECUTE FUNCTION apikey.rate_limit_guard();
+COMMENT ON TRIGGER keys_rate_limit_guard ON apikey.keys IS
+	'a rate limit set by UPDATE must be enforceable, as with apikey_create';
+
+COMMENT ON COLUMN apikey.audit.action IS
+	'create, rotate, enable, disable, update, delete, or verify (a verification outcome, per apikey.log_verifications)';
+
+/*
+ * apikey.key_status: keys as a DBA wants to list them, without any secret.
+ */
+CREATE VIEW apikey.key_status WITH (security_invoker = true) AS
+SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
+	   k.resources, k.allowed_cidrs,
+	   CASE
+		   WHEN NOT k.enabled THEN 'disabled'
+		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
+		   ELSE 'active'
+	   END AS state,
+	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
+	   k.grace_until, u.last_used_at, COALESCE(u.use_count, 0) AS use_count,
+	   k.created_at, k.created_by, k.db_role
+  FROM apikey.keys k
+  LEFT JOIN apikey.usage u ON u.key_id OPERATOR(pg_catalog.=) k.id;
+COMMENT ON VIEW apikey.key_status IS
+	'keys with their state (active, disabled, expired, rotating), hint and last use; no secrets';
+COMMENT ON COLUMN apikey.key_status.state IS 'disabled, expired, rotating (old secret in its grace period) or active';
+/* the other columns mean what they mean in apikey.keys and apikey.usage */
+DO $comments$
+DECLARE
+	c record;
+BEGIN
+	FOR c IN
+		SELECT a.attname
+		  FROM pg_catalog.pg_attribute a
+		 WHERE a.attrelid OPERATOR(pg_catalog.=) 'apikey.key_status'::pg_catalog.regclass
+		   AND a.attnum OPERATOR(pg_catalog.>) 0
+		   AND a.attname OPERATOR(pg_catalog.<>) 'state'
+	LOOP
+		EXECUTE pg_catalog.format('COMMENT ON COLUMN apikey.key_status.%I IS %L',
+			c.attname,
+			(SELECT pg_catalog.col_description(t.tab, k.attnum)
+			   FROM (VALUES ('apikey.keys'::pg_catalog.regclass), ('apikey.usage'::pg_catalog.regclass)) AS t(tab)
+			   JOIN pg_catalog.pg_attribute k ON k.attrelid OPERATOR(pg_catalog.=) t.tab
+			  WHERE k.attname OPERATOR(pg_catalog.=) c.attname AND NOT k.attisdropped
+			  LIMIT 1));
+	END LOOP;
+END
+$comments$;
+REVOKE ALL ON apikey.key_status FROM PUBLIC;
+GRANT SELECT ON apikey.key_status TO apikey_admin, apikey_manager;
+
+/*
+ * Live figures from shared memory: apikey.stats.
+ */
+CREATE FUNCTION apikey.key_stats(
+	OUT key_id bigint, OUT unflushed_uses bigint, OUT last_used_at timestamptz,
+	OUT rate_limit integer, OUT bucket_tokens double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'apikey_key_stats'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.key_stats() IS
+	'live figures of this database''s keys in shared memory (use the view apikey.stats)';
+CREATE FUNCTION apikey.server_stats(
+	OUT verifications jsonb, OUT queue_depth integer, OUT queue_size integer,
+	OUT dropped bigint, OUT untracked bigint, OUT started_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'apikey_server_stats'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.server_stats() IS
+	'this server''s verification figures (one row, for superusers and apikey_admin; use the view apikey.stats)';
+
+CREATE VIEW apikey.stats WITH (security_invoker = true) AS
+SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
+	   s.rate_limit, s.bucket_tokens,
+	   NULL::jsonb AS verifications, NULL::integer AS queue_depth,
+	   NULL::integer AS queue_size, NULL::bigint AS dropped, NULL::bigint AS untracked
+  FROM apikey.key_stats() s
+  JOIN apikey.keys k ON k.id OPERATOR(pg_catalog.=) s.key_id
+UNION ALL
+SELECT 'server', NULL, NULL, NULL, NULL, NULL, NULL,
+	   v.verifications, v.queue_depth, v.queue_size, v.dropped, v.untracked
+  FROM apikey.server_stats() v;
+COMMENT ON VIEW apikey.stats IS
+	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue and what was dropped';
+COMMENT ON COLUMN apikey.stats.scope IS 'key: one tracked key; server: this server';
+COMMENT ON COLUMN apikey.stats.key_id IS 'the key';
+COMMENT ON COLUMN apikey.stats.name IS 'the key''s name';
+COMMENT ON COLUMN apikey.stats.unflushed_uses IS 'VALID verifications not yet written to apikey.usage';
+COMMENT ON COLUMN apikey.stats.last_used_at IS 'last VALID verification not yet written to apikey.usage';
+COMMENT ON COLUMN apikey.stats.rate_limit IS 'the bucket''s capacity, as last seen by a verification';
+COMMENT ON COLUMN apikey.stats.bucket_tokens IS 'tokens in the bucket now: verifications that would be VALID at once';
+COMMENT ON COLUMN apikey.stats.verifications IS 'verifications by code on this server since it started';
+COMMENT ON COLUMN apikey.stats.queue_depth IS 'verification outcomes waiting for the worker';
+COMMENT ON COLUMN apikey.stats.queue_size IS 'capacity of the queue (apikey.queue_size)';
+COMMENT ON COLUMN apikey.stats.dropped IS 'outcomes not logged because the queue was full';
+COMMENT ON COLUMN apikey.stats.untracked IS 'uses not counted because apikey.max_tracked_keys was reached';
+REVOKE ALL ON FUNCTION apikey.key_stats(), apikey.server_stats() FROM PUBLIC;
+REVOKE ALL ON apikey.stats FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.key_stats(), apikey.server_stats() TO apikey_admin, apikey_manager;
+GRANT SELECT ON apikey.stats TO apikey_admin, apikey_manager;

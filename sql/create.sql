@@ -49,7 +49,7 @@ SELECT :'min_key' ~ '^ak_[0-9A-Za-z]{38}$' AS shape_ok,
 SELECT name, prefix, owner, owner_role = current_user AS owner_role_is_me,
        created_by = current_user AS created_by_is_me,
        scopes, resources, allowed_cidrs, meta, enabled, expires_at,
-       rate_limit, rate_window, rotated_at, last_used_at, use_count,
+       rate_limit, rate_window, rotated_at, db_role,
        grace_secret_hash, grace_until,
        hint = pg_temp.hint_of(:'min_key', prefix) AS hint_ok,
        secret_hash = digest(:'min_key', 'sha256') AS hash_is_pgcrypto_sha256,
@@ -84,7 +84,7 @@ SELECT name, prefix, owner, scopes, resources, allowed_cidrs, meta, enabled,
        owner_role = current_user AS owner_role_is_me,
        created_by = current_user AS created_by_is_me,
        created_at = now() AS created_now,
-       rotated_at, last_used_at, use_count, grace_secret_hash, grace_until
+       rotated_at, db_role, grace_secret_hash, grace_until
   FROM apikey.keys WHERE id = :full_id;
 -- hint: "<prefix>_" + 4 characters + U+2026 + the last 4 characters of the key
 SELECT hint = pg_temp.hint_of(:'full_key', 'dbh') AS hint_ok,

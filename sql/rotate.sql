@@ -24,7 +24,7 @@ SELECT key_id AS id, key AS k1
 CREATE TEMP TABLE before AS
 SELECT id, name, prefix, owner, owner_role, scopes, resources, allowed_cidrs, meta,
        enabled, expires_at, rate_limit, rate_window, created_at, created_by,
-       use_count, last_used_at
+       db_role
   FROM apikey.keys WHERE id = :id;
 SELECT rotated_at IS NULL AS never_rotated, hint = pg_temp.hint_of(:'k1', 'rot') AS hint_ok
   FROM apikey.keys WHERE id = :id;
@@ -54,7 +54,7 @@ SELECT pg_temp.code(:'k1') AS old_key, pg_temp.code(:'k2') AS new_key;
 SELECT (SELECT row(b.*)::text FROM before b) =
        (SELECT row(id, name, prefix, owner, owner_role, scopes, resources, allowed_cidrs,
                    meta, enabled, expires_at, rate_limit, rate_window, created_at,
-                   created_by, use_count, last_used_at)::text
+                   created_by, db_role)::text
           FROM apikey.keys WHERE id = :id) AS identity_kept;
 SELECT v.code, v.key_id = :id AS same_id, v.name, v.owner, v.scopes, v.resources, v.meta,
        v.expires_at = '2999-06-01 00:00:00+00' AS same_expiry
@@ -242,6 +242,6 @@ SELECT rotated_at IS NULL AS bystander_not_rotated FROM apikey.keys WHERE id = :
 SELECT (SELECT row(b.*)::text FROM before b) =
        (SELECT row(id, name, prefix, owner, owner_role, scopes, resources, allowed_cidrs,
                    meta, enabled, expires_at, rate_limit, rate_window, created_at,
-                   created_by, use_count, last_used_at)::text
+                   created_by, db_role)::text
           FROM apikey.keys WHERE id = :id) AS identity_kept;
 DROP TABLE before;

@@ -13,6 +13,7 @@
 #include "utils/guc.h"
 
 #include "apikey.h"
+#include "tracker.h"
 
 PG_MODULE_MAGIC;
 
@@ -32,6 +33,8 @@ _PG_init(void)
 	apikey_guc_init();
 	apikey_identity_init();
 	apikey_postgrest_init();
+	apikey_tracker_init();
+	apikey_worker_init();
 	apikey_catalog_init();
 	apikey_actor_init();
 	/* after every module defined its settings: no other apikey.* names */

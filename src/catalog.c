@@ -96,10 +96,11 @@ column(TupleDesc desc, const char *name)
 }
 
 /*
- * extension_schema: pg_extension.extnamespace of apikey, or InvalidOid.
+ * apikey_extension_schema: pg_extension.extnamespace of apikey in this
+ * database, or InvalidOid if it is not installed.
  */
-static Oid
-extension_schema(void)
+Oid
+apikey_extension_schema(void)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -132,7 +133,7 @@ fill(void)
 
 	memset(&c, 0, sizeof(c));
 	/* the extension's own schema, not whatever is called "apikey" */
-	c.namespace_oid = extension_schema();
+	c.namespace_oid = apikey_extension_schema();
 	if (!OidIsValid(c.namespace_oid))
 		not_installed();
 	c.keys_relid = get_relname_relid("keys", c.namespace_oid);

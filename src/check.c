@@ -9,7 +9,9 @@
  *	  RATE_LIMITED.
  *
  *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
- *	  works in READ ONLY transactions and on hot standbys.
+ *	  works in READ ONLY transactions and on hot standbys.  Rate limits and
+ *	  usage are counted in shared memory (tracker.c), and every outcome is
+ *	  counted there and, per apikey.log_verifications, queued for the log.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +35,7 @@
 
 #include "apikey.h"
 #include "scope.h"
+#include "tracker.h"
 
 static const struct
 {
@@ -357,11 +360,30 @@ evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
 	}
 
 	/*
-	 * Rate limits need the shared-memory token buckets, which this version
-	 * does not have: a limited key fails closed.
+	 * The key passed every check but its rate limit: take a token from its
+	 * bucket and count the use (tracker.c).  Without shared memory there
+	 * are no buckets, and a limited key fails closed.
 	 */
-	(void) slot_getattr(slot, cat->att_rate_limit, &isnull);
-	if (!isnull)
+	d = slot_getattr(slot, cat->att_rate_limit, &isnull);
+	if (apikey_tracker_active())
+	{
+		int64		retry_us;
+
+		if (!apikey_tracker_use(res->key_id, isnull ? 0 : DatumGetInt32(d),
+								res->rate_window_isnull ? NULL :
+								DatumGetIntervalP(res->rate_window),
+								&retry_us))
+		{
+			Interval   *retry = palloc0(sizeof(Interval));
+
+			retry->time = retry_us;
+			res->retry_after = IntervalPGetDatum(retry);
+			res->retry_isnull = false;
+			res->code = APIKEY_RATE_LIMITED;
+			return;
+		}
+	}
+	else if (!isnull)
 	{
 		res->code = APIKEY_RATE_LIMITED;
 		return;
@@ -391,6 +413,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	if (len > KF_KEY_MAX_LEN || kf_parse(key, len, NULL) != KF_OK)
 	{
 		result->code = APIKEY_MALFORMED;
+		apikey_tracker_record(result->code, 0, req);
 		return;
 	}
 
@@ -423,6 +446,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 		evaluate(cat, result->slot, req, result);
 	else
 		result->code = APIKEY_NOT_FOUND;
+	apikey_tracker_record(result->code, result->has_identity ? result->key_id : 0, req);
 }
 
 /*

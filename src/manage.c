@@ -30,6 +30,7 @@
 
 #include "apikey.h"
 #include "scope.h"
+#include "tracker.h"
 
 #define NAME_MAX_CHARS		256
 #define OWNER_MAX_CHARS		256
@@ -39,6 +40,7 @@ PG_FUNCTION_INFO_V1(apikey_create);
 PG_FUNCTION_INFO_V1(apikey_rotate);
 PG_FUNCTION_INFO_V1(apikey_scopes_valid);
 PG_FUNCTION_INFO_V1(apikey_refuse_rate_limit);
+PG_FUNCTION_INFO_V1(apikey_rate_limit_guard);
 
 /* A freshly minted key and what is stored of it. */
 typedef struct Minted
@@ -251,21 +253,18 @@ validate_cidrs(ArrayType *cidrs)
 }
 
 /*
- * refuse_rate_limit: token buckets live in shared memory.  Without it a
- * limit could not be enforced, so it is refused rather than silently
- * ignored; and this version has no token buckets yet.
+ * require_tracker_for_limits: token buckets live in shared memory.
+ * Without it a limit could not be enforced, so setting one is refused
+ * rather than silently ignored.
  */
 static void
-refuse_rate_limit(void)
+require_tracker_for_limits(void)
 {
-	if (!apikey_loaded_at_startup)
+	if (!apikey_tracker_active())
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("rate limits require apikey in shared_preload_libraries"),
 				 errhint("Add apikey to shared_preload_libraries and restart the server.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("rate limits are not supported by this version of apikey")));
 }
 
 static void
@@ -291,20 +290,32 @@ validate_rate_limit(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rate_window must be positive")));
 
-	refuse_rate_limit();
+	require_tracker_for_limits();
 }
 
 /*
- * apikey_refuse_rate_limit: trigger function, BEFORE UPDATE on apikey.keys
- * WHEN a valid rate limit is being set: direct UPDATEs obey the same rule.
+ * apikey_rate_limit_guard: trigger function, BEFORE UPDATE OF rate_limit,
+ * rate_window on apikey.keys WHEN a valid rate limit is being set: direct
+ * UPDATEs obey the rule of apikey_create.  (1.0 declared it as
+ * apikey.refuse_rate_limit(), symbol apikey_refuse_rate_limit.)
  */
+Datum
+apikey_rate_limit_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "apikey_rate_limit_guard must be fired BEFORE ... FOR EACH ROW");
+	require_tracker_for_limits();
+	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
 Datum
 apikey_refuse_rate_limit(PG_FUNCTION_ARGS)
 {
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "apikey_refuse_rate_limit must be called as a trigger");
-	refuse_rate_limit();
-	PG_RETURN_NULL();			/* not reached */
+	return apikey_rate_limit_guard(fcinfo);
 }
 
 /*

@@ -6,7 +6,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(140);
+SELECT plan(137);
 
 -- argument type lists, as pgTAP wants them
 CREATE TEMP TABLE sig (fn name PRIMARY KEY, args name[] NOT NULL, regproc text NOT NULL) ON COMMIT DROP;
@@ -80,9 +80,8 @@ INSERT INTO want_cols VALUES
 	(15, 'created_at', 'timestamp with time zone'),
 	(16, 'created_by', 'name'),
 	(17, 'rotated_at', 'timestamp with time zone'),
-	(18, 'last_used_at', 'timestamp with time zone'),
-	(19, 'use_count', 'bigint'),
-	(20, 'secret_hash', 'bytea');
+	(18, 'db_role', 'name'),
+	(19, 'secret_hash', 'bytea');
 
 SELECT has_column('apikey', 'keys', col, format('apikey.keys has column %s', col))
   FROM want_cols ORDER BY n;
@@ -91,11 +90,11 @@ SELECT col_type_is('apikey', 'keys', col, typ, format('apikey.keys.%s is %s', co
 
 SELECT col_not_null('apikey', 'keys', c, format('apikey.keys.%s is NOT NULL', c))
   FROM unnest(ARRAY['id', 'name', 'prefix', 'hint', 'owner_role', 'scopes', 'meta', 'enabled',
-                    'created_at', 'created_by', 'use_count', 'secret_hash']::name[]) WITH ORDINALITY AS u(c, i)
+                    'created_at', 'created_by', 'secret_hash']::name[]) WITH ORDINALITY AS u(c, i)
  ORDER BY i;
 SELECT col_is_null('apikey', 'keys', c, format('apikey.keys.%s is nullable (NULL has a meaning)', c))
   FROM unnest(ARRAY['owner', 'resources', 'allowed_cidrs', 'expires_at', 'rate_limit', 'rate_window',
-                    'rotated_at', 'last_used_at']::name[]) WITH ORDINALITY AS u(c, i)
+                    'rotated_at', 'db_role']::name[]) WITH ORDINALITY AS u(c, i)
  ORDER BY i;
 
 SELECT col_is_pk('apikey', 'keys', 'id', 'apikey.keys.id is the primary key');

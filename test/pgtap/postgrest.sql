@@ -61,14 +61,16 @@ SELECT is(pg_get_function_arguments('apikey.has_scope'::regproc), 'scope text', 
 SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LIKE 'apikey.%' ORDER BY name$$,
 	$$VALUES ('apikey.client_addr_header'::text, 'superuser'::text, ''::text),
 			 ('apikey.default_prefix', 'user', 'ak'),
+			 ('apikey.flush_interval', 'sighup', '1000'),
 			 ('apikey.header', 'superuser', 'x-api-key'),
 			 ('apikey.key_id', 'superuser', ''),
+			 ('apikey.log_verifications', 'superuser', 'failures'),
 			 ('apikey.owner', 'superuser', ''),
 			 ('apikey.postgrest_errors', 'superuser', 'pgrst'),
 			 ('apikey.postgrest_scopes', 'superuser', 'off'),
 			 ('apikey.require_key', 'superuser', 'on'),
 			 ('apikey.scopes', 'superuser', '')$$,
-	'every apikey setting: the identity and the hook''s settings superuser-only, with their defaults');
+	'every apikey setting of a server without preload: the identity and the hook''s settings superuser-only, with their defaults');
 SELECT is((SELECT array_agg(enumvals ORDER BY name) FROM pg_settings WHERE name IN ('apikey.postgrest_errors', 'apikey.postgrest_scopes'))::text,
 	'{{pgrst,plain},{off,path}}', 'the enum settings offer pgrst|plain and off|path');
 CREATE ROLE pt_pgrst_plain LOGIN;

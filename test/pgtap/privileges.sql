@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(341);
+SELECT plan(352);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -113,11 +113,11 @@ SELECT any_column_privs_are('apikey', 'keys', 'public', ARRAY[]::name[]);
 SELECT columns_are('apikey', 'keys', ARRAY[
 	'id', 'name', 'prefix', 'hint', 'owner', 'owner_role', 'scopes', 'resources',
 	'allowed_cidrs', 'meta', 'enabled', 'expires_at', 'rate_limit', 'rate_window',
-	'created_at', 'created_by', 'rotated_at', 'last_used_at', 'use_count',
+	'created_at', 'created_by', 'rotated_at',
 	'secret_hash', 'grace_secret_hash', 'grace_until', 'db_role'],
 	'apikey.keys has exactly the columns of the privilege matrix');
 
--- apikey.keys, every column x every role (23 x 5 = 115).
+-- apikey.keys, every column x every role (21 x 5 = 105).
 --   sel: admins and managers may SELECT it
 --   upd: admins and managers may UPDATE it; upd_admin: admins only
 -- Nobody may INSERT or REFERENCES anything; nobody reads or writes a hash.
@@ -148,8 +148,6 @@ SELECT column_privs_are('apikey', 'keys', c.col::name, r.rol::name,
                ('created_at',        true,  false, false),
                ('created_by',        true,  false, false),
                ('rotated_at',        true,  false, false),
-               ('last_used_at',      true,  false, false),
-               ('use_count',         true,  false, false),
                ('secret_hash',       false, false, false),
                ('grace_secret_hash', false, false, false),
                ('grace_until',       true,  false, false),
@@ -169,13 +167,19 @@ SELECT table_privs_are('apikey', 'key_status', 'apikey_verifier', ARRAY[]::name[
 SELECT table_privs_are('apikey', 'key_status', 'pt_priv_plain', ARRAY[]::name[]);
 SELECT table_privs_are('apikey', 'key_status', 'public', ARRAY[]::name[]);
 
+-- apikey.usage and apikey.stats: read-only for admins and managers (10)
+SELECT table_privs_are('apikey', t, r, CASE WHEN r IN ('apikey_admin', 'apikey_manager')
+	THEN ARRAY['SELECT'] ELSE ARRAY[]::name[] END)
+  FROM unnest(ARRAY['usage', 'stats']::name[]) AS t,
+       unnest(ARRAY['apikey_admin', 'apikey_manager', 'apikey_verifier', 'pt_priv_plain', 'public']::name[]) AS r;
+
 -- sequences: nobody (2 x 5 = 10)
 SELECT sequence_privs_are('apikey', s.seq::name, r.rol::name, ARRAY[]::name[])
   FROM (VALUES ('keys_id_seq'), ('audit_id_seq')) AS s(seq)
  CROSS JOIN (VALUES ('apikey_admin'), ('apikey_manager'), ('apikey_verifier'),
                     ('pt_priv_plain'), ('public')) AS r(rol);
 
--- functions x roles (12 x 5 = 60)
+-- functions x roles (15 x 5 = 75)
 SELECT function_privs_are('apikey', f.fn::name, f.args::name[], r.rol::name,
 	CASE WHEN (r.rol = 'apikey_admin' AND f.adm) OR (r.rol = 'apikey_manager' AND f.mgr)
 	       OR (r.rol = 'apikey_verifier' AND f.ver)
@@ -193,7 +197,10 @@ SELECT function_privs_are('apikey', f.fn::name, f.args::name[], r.rol::name,
 		('postgrest_pre_request', ARRAY[]::text[], true, true, true),
 		('current_key_id', ARRAY[]::text[], true, true, true),
 		('current_owner', ARRAY[]::text[], true, true, true),
-		('has_scope', ARRAY['text'], true, true, true)) AS f(fn, args, adm, mgr, ver)
+		('has_scope', ARRAY['text'], true, true, true),
+		('rate_limit_guard', ARRAY[]::text[], false, false, false),
+		('key_stats', ARRAY[]::text[], true, true, false),
+		('server_stats', ARRAY[]::text[], true, true, false)) AS f(fn, args, adm, mgr, ver)
  CROSS JOIN (VALUES ('apikey_admin'), ('apikey_manager'), ('apikey_verifier'),
                     ('pt_priv_plain'), ('public')) AS r(rol);
 
@@ -305,7 +312,7 @@ SELECT throws_ok($$SELECT id FROM apikey.keys WHERE secret_hash = '\x00'::bytea$
 SELECT throws_ok(format('UPDATE apikey.keys SET name = name WHERE id = %s RETURNING *', pg_temp.kid('a1')),
 	'42501', NULL, 'manager A cannot read the hash back through UPDATE ... RETURNING *');
 
--- columns the extension maintains, on its own key (12)
+-- columns the extension maintains, on its own key (10)
 SELECT throws_ok(format('UPDATE apikey.keys SET %I = %s WHERE id = %s', c, v, pg_temp.kid('a1')),
 	'42501', NULL, format('manager A cannot UPDATE %s of its own key', c))
   FROM (VALUES ('secret_hash', $$'\x00000000000000000000000000000000000000000000000000000000000000ff'::bytea$$),
@@ -315,8 +322,6 @@ SELECT throws_ok(format('UPDATE apikey.keys SET %I = %s WHERE id = %s', c, v, pg
                ('id', 'DEFAULT'),
                ('created_at', 'now()'),
                ('created_by', 'current_user'),
-               ('last_used_at', 'now()'),
-               ('use_count', '42'),
                ('grace_until', 'NULL'),
                ('rotated_at', 'now()'),
                ('owner_role', $$'pt_priv_mgr_b'$$)) AS t(c, v);
@@ -446,7 +451,7 @@ SELECT throws_ok('SELECT grace_secret_hash FROM apikey.keys', '42501', NULL,
 SELECT throws_ok('SELECT * FROM apikey.keys', '42501', NULL,
 	'admin cannot SELECT * from apikey.keys (it includes the hash)');
 
--- columns the extension maintains, on someone else's key (11)
+-- columns the extension maintains, on someone else's key (9)
 SELECT throws_ok(format('UPDATE apikey.keys SET %I = %s WHERE id = %s', c, v, pg_temp.kid('b1')),
 	'42501', NULL, format('admin cannot UPDATE %s', c))
   FROM (VALUES ('secret_hash', $$'\x00000000000000000000000000000000000000000000000000000000000000ff'::bytea$$),
@@ -456,8 +461,6 @@ SELECT throws_ok(format('UPDATE apikey.keys SET %I = %s WHERE id = %s', c, v, pg
                ('id', 'DEFAULT'),
                ('created_at', 'now()'),
                ('created_by', 'current_user'),
-               ('last_used_at', 'now()'),
-               ('use_count', '42'),
                ('grace_until', 'NULL'),
                ('rotated_at', 'now()')) AS t(c, v);
 

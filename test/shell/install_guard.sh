@@ -6,7 +6,7 @@
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/tap.inc"
 
-q() { psql -X -Atq -v ON_ERROR_STOP=1 "$@" 2>&1; }
+q() { PGOPTIONS="-c client_min_messages=error" psql -X -Atq -v ON_ERROR_STOP=1 "$@" 2>&1; }
 sqlstate() { psql -X -Atq -v ON_ERROR_STOP=1 -v VERBOSITY=sqlstate "$@" 2>&1 | sed -n 's/^ERROR:  *\([0-9A-Z]\{5\}\).*/\1/p'; }
 
 for d in guard_owned guard_full guard_ok; do

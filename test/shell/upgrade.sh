@@ -48,7 +48,7 @@ SQL
 codes="SELECT string_agg(tag || '=' || v.code || ':' || coalesce(v.key_id::text, '-') || ':' || coalesce(v.owner, '-'), ',' ORDER BY tag)
          FROM public.raw, apikey.apikey_verify(key, '{jobs:read}', CASE WHEN tag = 'bound' THEN 'db-1' END,
                                                CASE WHEN tag = 'bound' THEN '10.1.1.1'::inet END) v"
-keys="SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k"
+keys="SELECT md5(string_agg((to_jsonb(k) - 'last_used_at' - 'use_count')::text, ',' ORDER BY id)) FROM apikey.keys k"
 audit="SELECT count(*) || ':' || md5(string_agg(a::text, ',' ORDER BY id)) FROM apikey.audit a"
 before_codes=$(q $old -c "$codes")
 before_keys=$(q $old -c "$keys")
@@ -65,7 +65,8 @@ ok "$?" "0" "ALTER EXTENSION apikey UPDATE TO '1.1' succeeds"
 ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.1" "the extension is at 1.1"
 ok "$(q $old -c "$codes")" "$before_codes" "after the update every key verifies exactly as before"
 ok "$(q $old -c "SELECT md5(string_agg((to_jsonb(k) - 'db_role')::text, ',' ORDER BY id)) FROM apikey.keys k")" \
-	"$before_keys" "the keys' rows (hashes included) are unchanged but for the new db_role column"
+	"$before_keys" "the keys' rows (hashes included) are unchanged but for db_role (new) and usage (moved out)"
+ok "$(q $old -c "SELECT count(*) FROM apikey.usage")" "0" "1.0 maintained no usage, so apikey.usage starts empty"
 ok "$(q $old -c "SELECT count(*) FROM apikey.keys WHERE db_role IS NOT NULL")" "0" "db_role is NULL on every old key"
 ok "$(q $old -c "$audit")" "$before_audit" "the update wrote nothing to the audit and changed no audit row"
 ok "$(q $old -c "SELECT v.grace_until IS NOT NULL FROM public.raw, apikey.apikey_verify(key) v WHERE tag = 'rot'")" "t" \

@@ -1,0 +1,864 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracker.c
+ *	  Shared-memory state of the verify path, so that verification itself
+ *	  never writes a table: per key, the usage not yet flushed and the
+ *	  token bucket of its rate limit; per server, verifications by code and
+ *	  a bounded queue of verification outcomes for the log.  The background
+ *	  worker (worker.c) drains usage and the queue into apikey.usage and
+ *	  apikey.audit.  Present only with shared_preload_libraries = 'apikey'.
+ *
+ *	  Locking:
+ *	  - the key table is a shared hash partitioned into TRACKER_PARTITIONS,
+ *		each guarded by its own LWLock of the "apikey" tranche: shared to
+ *		find an entry, exclusive to add or remove one.  Two backends
+ *		verifying keys in different partitions never meet.
+ *	  - each entry's counters and bucket are guarded by the entry's
+ *		spinlock (held for a few instructions, never across a call).
+ *	  - the queue (head, count, slots) is guarded by the tranche's last
+ *		LWLock; only logged outcomes take it (failures, by default).
+ *	  - the per-code counters, the dropped and untracked counts and the
+ *		"dirty" flag are atomics.
+ *
+ *	  Buckets: capacity rate_limit, refilled continuously at rate_limit per
+ *	  rate_window; a key seen for the first time starts with a full bucket.
+ *
+ *	  Restarts: at a clean shutdown the postmaster writes the buckets, the
+ *	  usage not yet flushed and the queued outcomes to pg_stat/apikey.state,
+ *	  and reads them back at the next start, so nothing is lost and no
+ *	  bucket refills early.  While the server runs, pg_stat_tmp/apikey.running
+ *	  exists; finding it at start without a state file means the last run
+ *	  ended in a crash and what was spent is unknown, so every bucket then
+ *	  counts as emptied when the server started: a crash never grants a
+ *	  burst the bucket had already spent.  (At the very first start there
+ *	  is neither file, and buckets start full.)
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/jsonb.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inet.h"
+#include "utils/timestamp.h"
+
+#include "apikey.h"
+#include "tracker.h"
+
+#define TRACKER_PARTITIONS	16
+#define TRACKER_TRANCHE		"apikey"
+
+/* settings (PGC_POSTMASTER: they size shared memory) */
+int			apikey_max_tracked_keys = 10000;
+int			apikey_queue_size = 10000;
+
+typedef enum
+{
+	LOG_OFF,
+	LOG_FAILURES,
+	LOG_ALL
+} LogVerifications;
+
+static const struct config_enum_entry log_options[] = {
+	{"off", LOG_OFF, false},
+	{"failures", LOG_FAILURES, false},
+	{"all", LOG_ALL, false},
+	{NULL, 0, false}
+};
+
+static int	log_verifications = LOG_FAILURES;
+
+typedef struct TrackerKey
+{
+	Oid			dbid;
+	int64		key_id;
+} TrackerKey;
+
+typedef struct TrackerEntry
+{
+	TrackerKey	key;			/* hash key: must be first */
+	slock_t		mutex;
+	/* usage since the last flush */
+	int64		pending_uses;
+	TimestampTz last_used_at;	/* 0: none since the last flush */
+	/* token bucket (rate_limit 0: no limit) */
+	int32		rate_limit;
+	int64		window_us;
+	double		tokens;
+	TimestampTz refilled_at;
+} TrackerEntry;
+
+typedef struct TrackerShared
+{
+	TimestampTz started_at;
+	bool		clean_start;	/* state restored from a clean shutdown */
+	pg_atomic_uint64 verifications[APIKEY_NUM_CODES];
+	pg_atomic_uint64 dropped;	/* log entries lost to a full queue */
+	pg_atomic_uint64 untracked; /* uses lost to a full key table */
+	pg_atomic_uint32 dirty;		/* something for the worker to write */
+	int			head;			/* queue: oldest slot */
+	int			count;
+	ApikeyLogEntry slots[FLEXIBLE_ARRAY_MEMBER];
+} TrackerShared;
+
+static TrackerShared *shared = NULL;
+static HTAB *keys = NULL;
+static LWLockPadded *locks = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+#define STATE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/apikey.state"
+#define STATE_MAGIC		0x41504b31	/* "APK1" */
+#define RUNNING_FILE	PG_STAT_TMP_DIR "/apikey.running"	/* not in base backups */
+
+
+/* what the state file holds per key (TrackerEntry without its lock) */
+typedef struct SavedEntry
+{
+	TrackerKey	key;
+	int64		pending_uses;
+	TimestampTz last_used_at;
+	int32		rate_limit;
+	int64		window_us;
+	double		tokens;
+	TimestampTz refilled_at;
+} SavedEntry;
+
+static void save_state(int code, Datum arg);
+static bool load_state(void);
+static bool start_running(bool restored);
+
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(TrackerShared, slots),
+					mul_size(apikey_queue_size, sizeof(ApikeyLogEntry)));
+}
+
+static void
+tracker_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(add_size(shared_size(),
+									hash_estimate_size(apikey_max_tracked_keys,
+													   sizeof(TrackerEntry))));
+	RequestNamedLWLockTranche(TRACKER_TRANCHE, TRACKER_PARTITIONS + 1);
+}
+
+static void
+tracker_shmem_startup(void)
+{
+	HASHCTL		info;
+	bool		found;
+	int			i;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	shared = ShmemInitStruct("apikey tracker", shared_size(), &found);
+	if (!found)
+	{
+		shared->started_at = GetCurrentTimestamp();
+		shared->clean_start = false;
+		for (i = 0; i < APIKEY_NUM_CODES; i++)
+			pg_atomic_init_u64(&shared->verifications[i], 0);
+		pg_atomic_init_u64(&shared->dropped, 0);
+		pg_atomic_init_u64(&shared->untracked, 0);
+		pg_atomic_init_u32(&shared->dirty, 0);
+		shared->head = 0;
+		shared->count = 0;
+	}
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(TrackerKey);
+	info.entrysize = sizeof(TrackerEntry);
+	info.num_partitions = TRACKER_PARTITIONS;
+	keys = ShmemInitHash("apikey tracked keys",
+						 apikey_max_tracked_keys, apikey_max_tracked_keys,
+						 &info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+	locks = GetNamedLWLockTranche(TRACKER_TRANCHE);
+	LWLockRelease(AddinShmemInitLock);
+
+	/* in the postmaster: read what the last clean shutdown left, save at ours */
+	if (!IsUnderPostmaster)
+	{
+		if (!found)
+			shared->clean_start = start_running(load_state());
+		on_shmem_exit(save_state, (Datum) 0);
+	}
+}
+
+/*
+ * save_state: at a clean shutdown (postmaster, code 0), write every entry
+ * and the queue to STATE_FILE; after a crash write nothing, so the next
+ * start knows it cannot trust any bucket.
+ */
+static void
+save_state(int code, Datum arg)
+{
+	FILE	   *f;
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	uint32		header[2] = {STATE_MAGIC, 0};
+	int32		n;
+	int			i;
+
+	if (code != 0 || shared == NULL || keys == NULL)
+		return;
+	f = AllocateFile(STATE_FILE ".tmp", PG_BINARY_W);
+	if (f == NULL)
+		goto error;
+	n = (int32) hash_get_num_entries(keys);
+	if (fwrite(header, sizeof(header), 1, f) != 1 ||
+		fwrite(&n, sizeof(n), 1, f) != 1)
+		goto error;
+	hash_seq_init(&seq, keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		SavedEntry	se;
+
+		se.key = e->key;
+		se.pending_uses = e->pending_uses;
+		se.last_used_at = e->last_used_at;
+		se.rate_limit = e->rate_limit;
+		se.window_us = e->window_us;
+		se.tokens = e->tokens;
+		se.refilled_at = e->refilled_at;
+		if (fwrite(&se, sizeof(se), 1, f) != 1)
+		{
+			hash_seq_term(&seq);
+			goto error;
+		}
+	}
+	n = shared->count;
+	if (fwrite(&n, sizeof(n), 1, f) != 1)
+		goto error;
+	for (i = 0; i < n; i++)
+		if (fwrite(&shared->slots[(shared->head + i) % apikey_queue_size],
+				   sizeof(ApikeyLogEntry), 1, f) != 1)
+			goto error;
+	if (FreeFile(f) != 0)
+	{
+		f = NULL;
+		goto error;
+	}
+	if (durable_rename(STATE_FILE ".tmp", STATE_FILE, LOG) == 0)
+		unlink(RUNNING_FILE);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("could not write file \"%s\": %m", STATE_FILE ".tmp")));
+	if (f != NULL)
+		FreeFile(f);
+	unlink(STATE_FILE ".tmp");
+}
+
+/*
+ * start_running: whether this start may trust its buckets (restored from a
+ * clean shutdown, or the very first start), judged by RUNNING_FILE, which
+ * is then made for the next start to see.
+ */
+static bool
+start_running(bool restored)
+{
+	bool		crashed = access(RUNNING_FILE, F_OK) == 0;
+	FILE	   *f;
+
+	if (!restored && crashed)
+		ereport(LOG,
+				(errmsg("apikey: the last run did not shut down cleanly; rate-limit buckets start empty")));
+	f = AllocateFile(RUNNING_FILE, PG_BINARY_W);
+	if (f != NULL)
+		FreeFile(f);
+	return restored || !crashed;
+}
+
+/*
+ * load_state: read STATE_FILE, if the last shutdown was clean, into the
+ * fresh shared memory, and remove it.  True if it was read whole.
+ */
+static bool
+load_state(void)
+{
+	FILE	   *f;
+	uint32		header[2];
+	int32		n;
+	int			i;
+	bool		ok = false;
+
+	f = AllocateFile(STATE_FILE, PG_BINARY_R);
+	if (f == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", STATE_FILE)));
+		return false;
+	}
+	if (fread(header, sizeof(header), 1, f) != 1 || header[0] != STATE_MAGIC ||
+		fread(&n, sizeof(n), 1, f) != 1 || n < 0)
+		goto done;
+	for (i = 0; i < n; i++)
+	{
+		SavedEntry	se;
+		TrackerEntry *e;
+		bool		found;
+
+		if (fread(&se, sizeof(se), 1, f) != 1)
+			goto done;
+		e = hash_search(keys, &se.key, HASH_ENTER_NULL, &found);
+		if (e == NULL)
+			continue;			/* apikey.max_tracked_keys was lowered */
+		SpinLockInit(&e->mutex);
+		e->pending_uses = se.pending_uses;
+		e->last_used_at = se.last_used_at;
+		e->rate_limit = se.rate_limit;
+		e->window_us = se.window_us;
+		e->tokens = se.tokens;
+		e->refilled_at = se.refilled_at;
+		if (se.pending_uses > 0)
+			pg_atomic_write_u32(&shared->dirty, 1);
+	}
+	if (fread(&n, sizeof(n), 1, f) != 1 || n < 0)
+		goto done;
+	for (i = 0; i < n; i++)
+	{
+		ApikeyLogEntry le;
+
+		if (fread(&le, sizeof(le), 1, f) != 1)
+			goto done;
+		if (shared->count < apikey_queue_size)
+			shared->slots[shared->count++] = le;
+		else
+			pg_atomic_fetch_add_u64(&shared->dropped, 1);
+	}
+	if (shared->count > 0)
+		pg_atomic_write_u32(&shared->dirty, 1);
+	ok = true;
+
+done:
+	if (!ok)
+		ereport(LOG,
+				(errmsg("ignoring incomplete or corrupt file \"%s\"", STATE_FILE)));
+	FreeFile(f);
+	unlink(STATE_FILE);
+	return ok;
+}
+
+/*
+ * apikey_tracker_init: define apikey.log_verifications and, when loaded by
+ * shared_preload_libraries, the sizing settings, and ask for shared memory.
+ */
+void
+apikey_tracker_init(void)
+{
+	DefineCustomEnumVariable("apikey.log_verifications",
+							 "Which verification outcomes are written to apikey.audit.",
+							 "failures: every outcome but VALID. Written by the worker, so also for transactions that roll back.",
+							 &log_verifications,
+							 LOG_FAILURES,
+							 log_options,
+							 PGC_SUSET,
+							 0,
+							 NULL,
+							 NULL,
+							 NULL);
+	/* the rest sizes shared memory: only at server start, as preloaded */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomIntVariable("apikey.max_tracked_keys",
+							"Keys whose usage and rate limit are tracked in shared memory at once.",
+							"About 100 bytes each. Beyond it, usage of further keys is not counted and rate-limited keys are refused.",
+							&apikey_max_tracked_keys,
+							10000,
+							100,
+							10000000,
+							PGC_POSTMASTER,
+							0,
+							NULL,
+							NULL,
+							NULL);
+	DefineCustomIntVariable("apikey.queue_size",
+							"Verification outcomes held for the log until the worker writes them.",
+							"About 300 bytes each. When full, further outcomes are dropped and counted.",
+							&apikey_queue_size,
+							10000,
+							16,
+							1000000,
+							PGC_POSTMASTER,
+							0,
+							NULL,
+							NULL,
+							NULL);
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = tracker_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = tracker_shmem_startup;
+}
+
+/* apikey_tracker_active: shared memory is there */
+bool
+apikey_tracker_active(void)
+{
+	return shared != NULL && keys != NULL;
+}
+
+static int64
+interval_us(const Interval *iv)
+{
+	return iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+}
+
+/*
+ * find_entry: the key's entry, created if missing, with its partition lock
+ * held (in *lock: the caller releases it); NULL, with no lock held, when
+ * the table is full.  Entries are removed only by the worker, holding every
+ * partition lock exclusively.
+ */
+static TrackerEntry *
+find_entry(Oid dbid, int64 key_id, LWLock **lock)
+{
+	TrackerKey	k;
+	uint32		hash;
+	TrackerEntry *e;
+	bool		found;
+
+	memset(&k, 0, sizeof(k));
+	k.dbid = dbid;
+	k.key_id = key_id;
+	hash = get_hash_value(keys, &k);
+	*lock = &locks[hash % TRACKER_PARTITIONS].lock;
+
+	LWLockAcquire(*lock, LW_SHARED);
+	e = hash_search_with_hash_value(keys, &k, hash, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+	LWLockRelease(*lock);
+
+	LWLockAcquire(*lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(keys, &k, hash, HASH_ENTER_NULL, &found);
+	if (e != NULL && !found)
+	{
+		SpinLockInit(&e->mutex);
+		e->pending_uses = 0;
+		e->last_used_at = 0;
+		e->rate_limit = 0;
+		e->window_us = 0;
+		e->tokens = 0;
+		e->refilled_at = 0;
+	}
+	if (e == NULL)
+		LWLockRelease(*lock);
+	return e;
+}
+
+/* refill: bring the bucket to now (entry spinlock held) */
+static void
+refill(TrackerEntry *e, TimestampTz now)
+{
+	if (e->rate_limit <= 0 || e->window_us <= 0)
+		return;
+	if (now > e->refilled_at)
+	{
+		e->tokens += (double) (now - e->refilled_at) * e->rate_limit / e->window_us;
+		if (e->tokens > e->rate_limit)
+			e->tokens = e->rate_limit;
+		e->refilled_at = now;
+	}
+}
+
+/*
+ * apikey_tracker_use: a key passed every other check.  Takes a token if
+ * the key has a rate limit (rate_limit 0: none) and counts the use.  True
+ * if the verification is VALID; false if over the limit, with the time
+ * until a token is back in *retry_us.  Without room in the key table, an
+ * unlimited key is VALID but its use is not counted, and a limited one is
+ * refused (retry in one refill period).
+ */
+bool
+apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
+				   int64 *retry_us)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+	TimestampTz now = GetCurrentTimestamp();
+	int64		window_us = window ? interval_us(window) : 0;
+	bool		ok = true;
+
+	*retry_us = 0;
+	e = find_entry(MyDatabaseId, key_id, &lock);
+	if (e == NULL)
+	{
+		pg_atomic_fetch_add_u64(&shared->untracked, 1);
+		if (rate_limit > 0 && window_us > 0)
+		{
+			*retry_us = Max(window_us / rate_limit, 1);
+			return false;
+		}
+		return true;
+	}
+
+	SpinLockAcquire(&e->mutex);
+	if (rate_limit > 0 && window_us > 0)
+	{
+		if (e->rate_limit == 0)
+		{
+			/*
+			 * A bucket seen for the first time: full, unless this server
+			 * may have forgotten what was spent (no clean shutdown before
+			 * it started), in which case it was emptied at the start.
+			 */
+			e->rate_limit = rate_limit;
+			e->window_us = window_us;
+			e->tokens = shared->clean_start ? rate_limit : 0;
+			e->refilled_at = shared->clean_start ? now : shared->started_at;
+		}
+		else if (e->rate_limit != rate_limit || e->window_us != window_us)
+		{
+			/* a changed limit: keep the level, within the new capacity */
+			refill(e, now);
+			e->rate_limit = rate_limit;
+			e->window_us = window_us;
+			if (e->tokens > rate_limit)
+				e->tokens = rate_limit;
+		}
+		refill(e, now);
+		if (e->tokens >= 1.0)
+			e->tokens -= 1.0;
+		else
+		{
+			ok = false;
+			*retry_us = (int64) ceil((1.0 - e->tokens) * window_us / rate_limit);
+		}
+	}
+	else
+		e->rate_limit = 0;
+	if (ok)
+	{
+		e->pending_uses++;
+		e->last_used_at = now;
+	}
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(lock);
+
+	if (ok)
+		pg_atomic_write_u32(&shared->dirty, 1);
+	return ok;
+}
+
+/*
+ * apikey_tracker_count: count one verification outcome, and queue it for
+ * the log (entry != NULL).  Never blocks on the worker: a full queue drops
+ * the entry and counts it.
+ */
+void
+apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry)
+{
+	pg_atomic_fetch_add_u64(&shared->verifications[code], 1);
+	if (entry == NULL)
+		return;
+	LWLockAcquire(&locks[TRACKER_PARTITIONS].lock, LW_EXCLUSIVE);
+	if (shared->count < apikey_queue_size)
+	{
+		shared->slots[(shared->head + shared->count) % apikey_queue_size] = *entry;
+		shared->count++;
+		entry = NULL;
+	}
+	LWLockRelease(&locks[TRACKER_PARTITIONS].lock);
+	if (entry != NULL)
+		pg_atomic_fetch_add_u64(&shared->dropped, 1);
+	pg_atomic_write_u32(&shared->dirty, 1);
+}
+
+/*
+ * apikey_tracker_record: count the outcome of one verification and queue
+ * it for the log as apikey.log_verifications says.  Without shared memory
+ * nothing is recorded, and the first call in a backend says so.
+ */
+void
+apikey_tracker_record(ApikeyCode code, int64 key_id, const ApikeyRequest *req)
+{
+	static bool warned = false;
+	ApikeyLogEntry entry;
+
+	if (!apikey_tracker_active())
+	{
+		if (!warned)
+		{
+			warned = true;
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("apikey is not in shared_preload_libraries: usage and the verification log are not recorded"),
+					 errhint("Add apikey to shared_preload_libraries and restart the server.")));
+		}
+		return;
+	}
+	if (log_verifications == LOG_OFF ||
+		(log_verifications == LOG_FAILURES && code == APIKEY_VALID))
+	{
+		apikey_tracker_count(code, NULL);
+		return;
+	}
+
+	memset(&entry, 0, sizeof(entry));
+	entry.at = GetCurrentTimestamp();
+	entry.dbid = MyDatabaseId;
+	entry.key_id = key_id;
+	entry.code = (uint8) code;
+	if (!req->client_isnull)
+	{
+		inet	   *addr = DatumGetInetPP(req->client_addr);
+
+		entry.has_client = true;
+		memcpy(&entry.client, VARDATA_ANY(addr),
+			   Min(VARSIZE_ANY_EXHDR(addr), sizeof(inet_struct)));
+	}
+	namestrcpy(&entry.session_user, GetUserNameFromId(GetSessionUserId(), false));
+	namestrcpy(&entry.current_user, GetUserNameFromId(GetUserId(), false));
+	strlcpy(entry.application_name, application_name ? application_name : "",
+			sizeof(entry.application_name));
+	apikey_tracker_count(code, &entry);
+}
+
+/* apikey_tracker_mark_dirty: have the worker look again next round */
+void
+apikey_tracker_mark_dirty(void)
+{
+	pg_atomic_write_u32(&shared->dirty, 1);
+}
+
+/*
+ * apikey_tracker_take_dirty: true if anything was recorded since the last
+ * call (the worker's cheap "anything to do?").
+ */
+bool
+apikey_tracker_take_dirty(void)
+{
+	return pg_atomic_exchange_u32(&shared->dirty, 0) != 0;
+}
+
+/*
+ * apikey_tracker_collect_usage: move up to max pending usages of database
+ * dbid into out[] (zeroing them), and remove entries (of any database)
+ * that hold nothing worth keeping: no pending use and no bucket that is
+ * not full.  Returns how many were moved.
+ */
+int
+apikey_tracker_collect_usage(Oid dbid, ApikeyUsage *out, int max)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	int			n = 0;
+	int			i;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (i = 0; i < TRACKER_PARTITIONS; i++)
+		LWLockAcquire(&locks[i].lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		bool		idle;
+
+		SpinLockAcquire(&e->mutex);
+		if (e->key.dbid == dbid && e->pending_uses > 0 && n < max)
+		{
+			out[n].key_id = e->key.key_id;
+			out[n].uses = e->pending_uses;
+			out[n].last_used_at = e->last_used_at;
+			n++;
+			e->pending_uses = 0;
+			e->last_used_at = 0;
+		}
+		refill(e, now);
+		idle = e->pending_uses == 0 &&
+			(e->rate_limit == 0 || e->tokens >= e->rate_limit);
+		SpinLockRelease(&e->mutex);
+		if (idle)
+			hash_search(keys, &e->key, HASH_REMOVE, NULL);
+	}
+	for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&locks[i].lock);
+	return n;
+}
+
+/*
+ * apikey_tracker_take_log: move up to max queued outcomes into out[];
+ * returns how many.
+ */
+int
+apikey_tracker_take_log(ApikeyLogEntry *out, int max)
+{
+	int			n;
+	int			i;
+
+	LWLockAcquire(&locks[TRACKER_PARTITIONS].lock, LW_EXCLUSIVE);
+	n = Min(max, shared->count);
+	for (i = 0; i < n; i++)
+		out[i] = shared->slots[(shared->head + i) % apikey_queue_size];
+	shared->head = (shared->head + n) % apikey_queue_size;
+	shared->count -= n;
+	LWLockRelease(&locks[TRACKER_PARTITIONS].lock);
+	return n;
+}
+
+/*
+ * apikey_tracker_key_stats: the live figures of database dbid's keys:
+ * calls fn for each entry with its values copied out.
+ */
+void
+apikey_tracker_key_stats(Oid dbid, void (*fn) (void *arg, const ApikeyKeyStats *s),
+						 void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	ApikeyKeyStats *all;
+	int			n = 0;
+	int			cap = 64;
+	int			i;
+	TimestampTz now = GetCurrentTimestamp();
+
+	all = palloc(sizeof(ApikeyKeyStats) * cap);
+	for (i = 0; i < TRACKER_PARTITIONS; i++)
+		LWLockAcquire(&locks[i].lock, LW_SHARED);
+	hash_seq_init(&seq, keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dbid != dbid)
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			all = repalloc(all, sizeof(ApikeyKeyStats) * cap);
+		}
+		SpinLockAcquire(&e->mutex);
+		refill(e, now);
+		all[n].key_id = e->key.key_id;
+		all[n].pending_uses = e->pending_uses;
+		all[n].last_used_at = e->last_used_at;
+		all[n].rate_limit = e->rate_limit;
+		all[n].tokens = e->tokens;
+		SpinLockRelease(&e->mutex);
+		n++;
+	}
+	for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&locks[i].lock);
+	for (i = 0; i < n; i++)
+		fn(arg, &all[i]);
+	pfree(all);
+}
+
+/* apikey_tracker_server_stats: the per-server figures */
+void
+apikey_tracker_server_stats(ApikeyServerStats *s)
+{
+	int			i;
+
+	for (i = 0; i < APIKEY_NUM_CODES; i++)
+		s->verifications[i] = pg_atomic_read_u64(&shared->verifications[i]);
+	s->dropped = pg_atomic_read_u64(&shared->dropped);
+	s->untracked = pg_atomic_read_u64(&shared->untracked);
+	LWLockAcquire(&locks[TRACKER_PARTITIONS].lock, LW_SHARED);
+	s->queue_depth = shared->count;
+	LWLockRelease(&locks[TRACKER_PARTITIONS].lock);
+	s->queue_size = apikey_queue_size;
+	s->started_at = shared->started_at;
+}
+
+/*
+ * apikey.key_stats() returns setof (key_id, unflushed_uses, last_used_at,
+ * rate_limit, bucket_tokens): the live figures of this database's tracked
+ * keys (the view apikey.stats joins them to apikey.keys, whose row-level
+ * security then shows a manager only its own).
+ */
+PG_FUNCTION_INFO_V1(apikey_key_stats);
+
+static void
+put_key_stats(void *arg, const ApikeyKeyStats *k)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	values[0] = Int64GetDatum(k->key_id);
+	values[1] = Int64GetDatum(k->pending_uses);
+	values[2] = TimestampTzGetDatum(k->last_used_at);
+	nulls[2] = k->last_used_at == 0;
+	values[3] = Int32GetDatum(k->rate_limit);
+	nulls[3] = k->rate_limit == 0;
+	values[4] = Float8GetDatum(k->tokens);
+	nulls[4] = k->rate_limit == 0;
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+Datum
+apikey_key_stats(PG_FUNCTION_ARGS)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	if (apikey_tracker_active())
+		apikey_tracker_key_stats(MyDatabaseId, put_key_stats, fcinfo->resultinfo);
+	return (Datum) 0;
+}
+
+/*
+ * apikey.server_stats() returns setof (verifications jsonb, queue_depth,
+ * queue_size, dropped, untracked, started_at): this server's figures, one
+ * row, for superusers and members of apikey_admin only (none otherwise,
+ * and none without shared memory).
+ */
+PG_FUNCTION_INFO_V1(apikey_server_stats);
+
+Datum
+apikey_server_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	ApikeyServerStats s;
+	StringInfoData codes;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+	Oid			admin = get_role_oid("apikey_admin", true);
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (!apikey_tracker_active() ||
+		!(superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))))
+		return (Datum) 0;
+
+	apikey_tracker_server_stats(&s);
+	initStringInfo(&codes);
+	appendStringInfoChar(&codes, '{');
+	for (i = 0; i < APIKEY_NUM_CODES; i++)
+		appendStringInfo(&codes, "%s\"%s\": " UINT64_FORMAT, i > 0 ? ", " : "",
+						 apikey_code_name((ApikeyCode) i), s.verifications[i]);
+	appendStringInfoChar(&codes, '}');
+	values[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(codes.data));
+	values[1] = Int32GetDatum(s.queue_depth);
+	values[2] = Int32GetDatum(s.queue_size);
+	values[3] = Int64GetDatum((int64) s.dropped);
+	values[4] = Int64GetDatum((int64) s.untracked);
+	values[5] = TimestampTzGetDatum(s.started_at);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

@@ -1,0 +1,361 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The background worker that writes what verification only counts in
+ *	  shared memory (tracker.c): usage into apikey.usage and queued
+ *	  verification outcomes into apikey.audit, every apikey.flush_interval,
+ *	  in the database named by apikey.database.
+ *
+ *	  It is registered like pg_cron's launcher: started once recovery has
+ *	  finished (so never on a hot standby, where nothing can be written),
+ *	  restarted by the postmaster if it dies.  It sleeps on its latch while
+ *	  nothing was recorded, survives errors in a flush (logs, backs off,
+ *	  tries again), and flushes once more when asked to stop.
+ *
+ *	  The statements name apikey's tables through the extension's own
+ *	  schema (found in pg_extension), never through search_path, and run
+ *	  with search_path = pg_catalog, pg_temp.  Usage goes to its own table:
+ *	  writing it never locks a key's row, so it never waits on, or blocks,
+ *	  an administrator's change; it fires no audit row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "apikey.h"
+#include "tracker.h"
+
+PGDLLEXPORT void apikey_worker_main(Datum arg);
+
+/* settings */
+static int	flush_interval_ms = 1000;
+static char *worker_database = NULL;
+
+/* rows per statement */
+#define FLUSH_BATCH 1000
+#define MAX_BACKOFF_MS 30000
+
+/*
+ * apikey_worker_init: define the worker's settings and, when loaded by
+ * shared_preload_libraries, register it.
+ */
+void
+apikey_worker_init(void)
+{
+	BackgroundWorker worker;
+
+	DefineCustomIntVariable("apikey.flush_interval",
+							"How often the worker writes usage and the verification log.",
+							NULL,
+							&flush_interval_ms,
+							1000,
+							10,
+							3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomStringVariable("apikey.database",
+							   "Database whose apikey tables the worker writes.",
+							   "Usage and the verification log of keys in other databases are counted but not written.",
+							   &worker_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "apikey");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "apikey_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "apikey worker");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "apikey worker");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* schema: apikey's schema, quoted, or NULL if not installed here */
+static const char *
+schema(void)
+{
+	Oid			nsp = apikey_extension_schema();
+
+	return OidIsValid(nsp) ? quote_identifier(get_namespace_name(nsp)) : NULL;
+}
+
+static void
+execute(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (ret < 0)
+		elog(ERROR, "apikey worker: SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(ret));
+}
+
+/* flush_usage: usage counted since the last flush, into <nsp>.usage */
+static int
+flush_usage(const char *nsp)
+{
+	ApikeyUsage *u = palloc(sizeof(ApikeyUsage) * FLUSH_BATCH);
+	int			n = apikey_tracker_collect_usage(MyDatabaseId, u, FLUSH_BATCH);
+	Datum	   *ids;
+	Datum	   *ats;
+	Datum	   *uses;
+	Oid			types[3] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
+	Datum		args[3];
+	int			i;
+
+	if (n == 0)
+		return 0;
+	ids = palloc(sizeof(Datum) * n);
+	ats = palloc(sizeof(Datum) * n);
+	uses = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(u[i].key_id);
+		ats[i] = TimestampTzGetDatum(u[i].last_used_at);
+		uses[i] = Int64GetDatum(u[i].uses);
+	}
+	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(uses, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	execute(psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count)"
+					 " SELECT f.id, f.at, f.n FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 " pg_catalog.unnest($3)) AS f(id, at, n)"
+					 " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
+					 " ON CONFLICT (key_id) DO UPDATE SET"
+					 " use_count = u.use_count OPERATOR(pg_catalog.+) excluded.use_count,"
+					 " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)",
+					 nsp, nsp),
+			3, types, args);
+	return n;
+}
+
+/* flush_log: queued verification outcomes of this database into <nsp>.audit */
+static int
+flush_log(const char *nsp)
+{
+	ApikeyLogEntry *q = palloc(sizeof(ApikeyLogEntry) * FLUSH_BATCH);
+	int			n = apikey_tracker_take_log(q, FLUSH_BATCH);
+	int			m = 0;
+	Datum	   *cols[7];
+	bool	   *addr_nulls;
+	bool	   *id_nulls;
+	Oid			types[7] = {TIMESTAMPTZARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
+	NAMEARRAYOID, NAMEARRAYOID, TEXTARRAYOID, INETARRAYOID};
+	Datum		args[7];
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			i;
+	int			c;
+
+	if (n == 0)
+		return 0;
+	for (c = 0; c < 7; c++)
+		cols[c] = palloc(sizeof(Datum) * n);
+	addr_nulls = palloc(sizeof(bool) * n);
+	id_nulls = palloc(sizeof(bool) * n);
+	for (i = 0; i < n; i++)
+	{
+		ApikeyLogEntry *e = &q[i];
+
+		/* outcomes of keys of other databases cannot be written here */
+		if (e->dbid != MyDatabaseId)
+			continue;
+		cols[0][m] = TimestampTzGetDatum(e->at);
+		cols[1][m] = Int64GetDatum(e->key_id);
+		id_nulls[m] = e->key_id == 0;
+		cols[2][m] = CStringGetTextDatum(apikey_code_name((ApikeyCode) e->code));
+		cols[3][m] = NameGetDatum(&e->session_user);
+		cols[4][m] = NameGetDatum(&e->current_user);
+		cols[5][m] = CStringGetTextDatum(e->application_name);
+		addr_nulls[m] = !e->has_client;
+		if (e->has_client)
+		{
+			inet	   *addr = palloc0(sizeof(inet));
+
+			memcpy(&addr->inet_data, &e->client, sizeof(inet_struct));
+			SET_INET_VARSIZE(addr);
+			cols[6][m] = InetPGetDatum(addr);
+		}
+		else
+			cols[6][m] = (Datum) 0;
+		m++;
+	}
+	if (m == 0)
+		return n;
+	dims[0] = m;
+	args[0] = PointerGetDatum(construct_array(cols[0], m, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_md_array(cols[1], id_nulls, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(cols[2], m, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(cols[3], m, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	args[4] = PointerGetDatum(construct_array(cols[4], m, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+	args[5] = PointerGetDatum(construct_array(cols[5], m, TEXTOID, -1, false, TYPALIGN_INT));
+	args[6] = PointerGetDatum(construct_md_array(cols[6], addr_nulls, 1, dims, lbs, INETOID, -1, false, TYPALIGN_INT));
+	execute(psprintf("INSERT INTO %s.audit (at, action, key_id, key_owner_role, actor_session_user,"
+					 " actor_current_user, detail, client_addr, application_name)"
+					 " SELECT f.at, 'verify', f.id, k.owner_role, f.su, f.cu,"
+					 " pg_catalog.jsonb_build_object('code', f.code), f.addr, f.app"
+					 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+					 " pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+					 " pg_catalog.unnest($7)) WITH ORDINALITY AS f(at, id, code, su, cu, app, addr, n)"
+					 " LEFT JOIN %s.keys k ON k.id OPERATOR(pg_catalog.=) f.id ORDER BY f.n",
+					 nsp, nsp),
+			7, types, args);
+	return n;
+}
+
+/*
+ * flush: one transaction writing what was recorded.  Raises on failure
+ * (the caller logs and backs off; the usage taken is then lost, at most
+ * one flush interval's worth).
+ */
+static void
+flush(void)
+{
+	static uint64 dropped_reported = 0;
+	ApikeyServerStats stats;
+	const char *nsp;
+	int			rounds;
+
+	/* say how many outcomes a full queue dropped since the last time */
+	apikey_tracker_server_stats(&stats);
+	if (stats.dropped > dropped_reported)
+	{
+		ereport(LOG,
+				(errmsg("apikey: %llu verification outcomes were not logged: the queue was full",
+						(unsigned long long) (stats.dropped - dropped_reported)),
+				 errhint("Raise apikey.queue_size, or lower apikey.flush_interval.")));
+		dropped_reported = stats.dropped;
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "apikey worker: SPI_connect failed");
+	pgstat_report_activity(STATE_RUNNING, "apikey: writing usage and the verification log");
+	nsp = schema();
+	if (nsp != NULL)
+	{
+		/*
+		 * Batches until a short one, and never more than the shared memory
+		 * can hold: under a steady load of logged outcomes the queue never
+		 * empties, and one transaction must not run forever.
+		 */
+		for (rounds = apikey_max_tracked_keys / FLUSH_BATCH + 1; rounds > 0; rounds--)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (flush_usage(nsp) < FLUSH_BATCH)
+				break;
+		}
+		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (flush_log(nsp) < FLUSH_BATCH)
+				break;
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * apikey_worker_main: the worker's entry point.
+ */
+void
+apikey_worker_main(Datum arg)
+{
+	MemoryContext cxt;
+	int			backoff_ms = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(worker_database, NULL, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("application_name", "apikey worker", PGC_USERSET, PGC_S_OVERRIDE);
+	elog(LOG, "apikey worker started in database \"%s\"", worker_database);
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "apikey worker",
+								ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		bool		stopping;
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 flush_interval_ms + backoff_ms,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		stopping = ShutdownRequestPending;
+
+		/* quiet when idle: no transaction while nothing was recorded */
+		if (apikey_tracker_take_dirty())
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			PG_TRY();
+			{
+				flush();
+				backoff_ms = 0;
+			}
+			PG_CATCH();
+			{
+				MemoryContextSwitchTo(cxt);
+				EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				backoff_ms = Min(Max(backoff_ms * 2, 1000), MAX_BACKOFF_MS);
+				elog(LOG, "apikey worker: flush failed, retrying in %d ms",
+					 flush_interval_ms + backoff_ms);
+				/* try again next round, even if nothing new is recorded */
+				if (!stopping)
+					apikey_tracker_mark_dirty();
+			}
+			PG_END_TRY();
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(cxt);
+		}
+		if (stopping)
+			break;
+	}
+	elog(LOG, "apikey worker stopped");
+	proc_exit(0);
+}

@@ -1,0 +1,155 @@
+# 001_tracking.pl: usage, rate limits and the verification log with apikey
+# in shared_preload_libraries: nothing written by the verifying
+# transaction, usage and outcomes written by the worker, exact counts and
+# exact buckets across concurrent sessions, the queue bounded, the stats
+# view; and what happens without preload.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use ApikeyTap;
+
+my $node = PostgreSQL::Test::Cluster->new('tracking');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'apikey'
+apikey.flush_interval = 200
+apikey.queue_size = 64
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION apikey');
+
+sub key_of
+{
+	my ($sql) = @_;
+	return $node->safe_psql('postgres', "SELECT key FROM $sql");
+}
+
+my $k = key_of("apikey.apikey_create('usage', '{jobs:read}')");
+my $id = $node->safe_psql('postgres', "SELECT id FROM apikey.keys WHERE name = 'usage'");
+
+# 1. usage appears within flush_interval + 1 s, written by the worker
+my $t0 = time;
+is($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$k')).code"), 'VALID', 'a key verifies');
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '1', 1.2), '1',
+	'its use is in apikey.usage within flush_interval + 1 s');
+ok($node->safe_psql('postgres', "SELECT last_used_at > now() - interval '5 seconds' FROM apikey.usage WHERE key_id = $id") eq 't',
+	'with a current last_used_at');
+is($node->safe_psql('postgres', "SELECT use_count || ' ' || (last_used_at IS NOT NULL) FROM apikey.key_status WHERE id = $id"),
+	'1 true', 'key_status shows it');
+
+# 2. exact counts after a burst from several concurrent sessions
+my @counts = concurrently($node, 3, "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$k')).valid) FROM generate_series(1, 300)");
+is(join(',', @counts), '300,300,300', 'three concurrent sessions: 300 VALID each');
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '901'), '901',
+	'use_count is exact after the burst (1 + 3 x 300)');
+
+# 3. verification writes nothing itself: READ ONLY, no xid, with logging on
+is($node->safe_psql('postgres', "BEGIN READ ONLY; SELECT (apikey.apikey_verify('$k')).code || ' ' || (apikey.apikey_verify('ak_nope')).code || ' ' || (pg_current_xact_id_if_assigned() IS NULL); COMMIT"),
+	'VALID MALFORMED true', 'verification in a READ ONLY transaction, tracking and logging on, assigns no xid');
+
+# 4. a failure inside a transaction that rolls back is still logged
+my $gone = key_of("apikey.apikey_create('gone', '{}')");
+$node->safe_psql('postgres', "DELETE FROM apikey.keys WHERE name = 'gone'");
+$node->safe_psql('postgres', "BEGIN; SELECT apikey.apikey_verify('$gone', client_addr => '192.0.2.7'); ROLLBACK");
+is(wait_for($node, "SELECT count(*) FROM apikey.audit WHERE action = 'verify' AND detail->>'code' = 'NOT_FOUND' AND client_addr = '192.0.2.7'", '1'), '1',
+	'a NOT_FOUND in a rolled-back transaction is in the audit (as PostgREST aborts on 401)');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit WHERE action = 'verify' AND detail->>'code' = 'VALID'"), '0',
+	'log_verifications = failures: no VALID outcome is logged');
+is($node->safe_psql('postgres', "SELECT string_agg(DISTINCT actor_current_user || ' ' || actor_session_user || ' ' || application_name, ',') FROM apikey.audit WHERE action = 'verify'"),
+	'postgres postgres 001_tracking.pl', 'the log names the verifying roles and application');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit a WHERE strpos(a::text, substr('$k', 4)) > 0 OR strpos(a::text, substr('$gone', 4)) > 0"),
+	'0', 'no key in any audit row');
+
+# 5. log_verifications = all and off
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.log_verifications = 'all'; SELECT pg_reload_conf()");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k')");
+is(wait_for($node, "SELECT count(*) FROM apikey.audit WHERE action = 'verify' AND detail->>'code' = 'VALID' AND key_id = $id", '1'), '1',
+	'log_verifications = all logs a VALID one too, with its key and owner role');
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.log_verifications = 'off'; SELECT pg_reload_conf()");
+my $before = $node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('ak_nope')");
+usleep(600_000);
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit"), $before, 'log_verifications = off logs nothing');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.log_verifications; SELECT pg_reload_conf()");
+
+# 6. usage writes never wait on a key's row lock, nor block an admin's change
+my $locker = $node->background_psql('postgres');
+$locker->query_safe("BEGIN; UPDATE apikey.keys SET name = 'usage locked' WHERE id = $id");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k')");
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '903'), '903',
+	'usage is written while an admin holds the key row locked');
+$locker->query_safe("COMMIT");
+$locker->quit;
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit WHERE key_id = $id AND action <> 'verify'"), '2',
+	'and it fires no audit row (create and the rename only)');
+
+# 7. rate limits: from a full bucket, a burst of concurrent sessions gets
+# exactly rate_limit VALID
+my $lim = key_of("apikey.apikey_create('limited', '{}', rate_limit => 50, rate_window => '1 hour')");
+@counts = concurrently($node, 3, "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim')).valid) FROM generate_series(1, 40)");
+my $sum = 0;
+$sum += $_ for @counts;
+is($sum, 50, "3 concurrent sessions x 40 verifications: exactly 50 VALID (@counts)");
+my ($code, $retry) = split /\|/, $node->safe_psql('postgres', "SELECT code, extract(epoch FROM retry_after) FROM apikey.apikey_verify('$lim')");
+is($code, 'RATE_LIMITED', 'the next one is RATE_LIMITED');
+ok($retry > 60 && $retry <= 72, "retry_after is when the next token is back (3600 s / 50 = 72 s; got $retry)");
+is($node->safe_psql('postgres', "SELECT rate_limit || ' ' || (bucket_tokens < 1) FROM apikey.stats WHERE name = 'limited'"),
+	'50 true', 'apikey.stats shows the bucket');
+
+# 8. refill within the SPEC's bound: over T, at most rate_limit * (1 + T / rate_window)
+my $fast = key_of("apikey.apikey_create('fast', '{}', rate_limit => 10, rate_window => '1 second')");
+create_burst($node);
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.log_verifications = 'off'; SELECT pg_reload_conf()");
+my $start = time;
+@counts = concurrently($node, 2, "SELECT public.burst('$fast', 2)");
+my $elapsed = time - $start;
+$sum = 0;
+$sum += $_ for @counts;
+my $bound = 10 * (1 + $elapsed / 1);
+ok($sum <= $bound, sprintf('over %.2f s, %d VALID <= the bound %.1f', $elapsed, $sum, $bound));
+ok($sum >= 10 + 10 * 1.5, sprintf('and the bucket refills: %d VALID >= 25 in about 2 s', $sum));
+$node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.log_verifications; SELECT pg_reload_conf()");
+
+# 9. the queue is bounded: a full queue drops, counts and logs, never blocks
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.flush_interval = '10s'; SELECT pg_reload_conf()");
+usleep(300_000);
+is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE NOT (apikey.apikey_verify('ak_flood')).valid) FROM generate_series(1, 200)"),
+	'200', '200 failures answer at once with a queue of 64');
+my ($depth, $dropped) = split /\|/, $node->safe_psql('postgres', "SELECT queue_depth, dropped FROM apikey.stats WHERE scope = 'server'");
+ok($depth == 64 && $dropped >= 136, "the queue holds at most 64 ($depth), the rest is dropped and counted ($dropped)");
+$node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.flush_interval; SELECT pg_reload_conf()");
+ok(wait_for($node, "SELECT queue_depth FROM apikey.stats WHERE scope = 'server'", '0', 15) eq '0', 'the worker drains the queue');
+ok($node->wait_for_log(qr/verification outcomes were not logged: the queue was full/), 'and logs how many were dropped');
+
+# 10. who sees what in apikey.stats
+$node->safe_psql('postgres', "CREATE ROLE mgr LOGIN IN ROLE apikey_manager");
+my $mine = $node->safe_psql('postgres', "SET ROLE mgr; SELECT key FROM apikey.apikey_create('mine', '{}')");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$mine')");
+is($node->safe_psql('postgres', "SET ROLE mgr; SELECT string_agg(scope || ':' || coalesce(name, '-'), ',') FROM apikey.stats"),
+	'key:mine', 'a manager sees only its own keys in apikey.stats, and no server row');
+is($node->safe_psql('postgres', "SELECT count(*) > 1 FROM apikey.stats WHERE scope = 'key'"), 't',
+	'an admin (superuser) sees every key');
+is($node->safe_psql('postgres', "SELECT (verifications->>'VALID')::int > 900 FROM apikey.stats WHERE scope = 'server'"), 't',
+	'and the server row counts verifications by code');
+
+# 11. without shared_preload_libraries
+my $plain = PostgreSQL::Test::Cluster->new('no_preload');
+$plain->init;
+$plain->start;
+$plain->safe_psql('postgres', 'CREATE EXTENSION apikey');
+my ($ret, $out, $err) = $plain->psql('postgres', "SELECT * FROM apikey.apikey_create('x', '{}', rate_limit => 5, rate_window => '1 minute')");
+like($err, qr/rate limits require apikey in shared_preload_libraries/, 'without preload, setting a limit is refused');
+like($err, qr/HINT:  Add apikey to shared_preload_libraries/, 'with a hint that says what to do');
+my $pk = $plain->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('p', '{}')");
+$plain->safe_psql('postgres', "SET session_replication_role = replica; UPDATE apikey.keys SET rate_limit = 5, rate_window = '1 minute' WHERE name = 'p'");
+($ret, $out, $err) = $plain->psql('postgres', "SELECT (apikey.apikey_verify('$pk')).code; SELECT (apikey.apikey_verify('$pk')).code");
+is($out, "RATE_LIMITED\nRATE_LIMITED", 'a limited key fails closed');
+is(scalar(() = $err =~ /WARNING:  apikey is not in shared_preload_libraries/g), 1, 'one WARNING per backend says nothing is tracked');
+is($plain->safe_psql('postgres', "SELECT count(*) FROM apikey.stats"), '0', 'apikey.stats is empty');
+$plain->stop;
+
+$node->stop;
+done_testing();

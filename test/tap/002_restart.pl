@@ -1,0 +1,99 @@
+# 002_restart.pl: what survives a restart.  A clean shutdown loses nothing
+# (usage, queued outcomes and buckets are saved and read back); kill -9 of
+# a backend under load and an immediate shutdown lose at most one flush
+# interval of usage, corrupt nothing, and never make a verification wrongly
+# VALID (a disabled key stays DISABLED, and a spent bucket does not refill
+# early).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(time usleep);
+use ApikeyTap;
+
+my $node = PostgreSQL::Test::Cluster->new('restart');
+$node->init;
+# a long flush interval: what is in shared memory at shutdown is unflushed
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'apikey'
+apikey.flush_interval = '1h'
+apikey.log_verifications = 'all'
+restart_after_crash = on
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION apikey');
+
+my $k = $node->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('k', '{}')");
+my $id = $node->safe_psql('postgres', "SELECT id FROM apikey.keys WHERE name = 'k'");
+my $lim = $node->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('lim', '{}', rate_limit => 5, rate_window => '1 hour')");
+my $off = $node->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('off', '{}')");
+$node->safe_psql('postgres', "UPDATE apikey.keys SET enabled = false WHERE name = 'off'");
+
+# --- a clean shutdown loses nothing
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 37)");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('ak_nope_1')");
+is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim')).valid) FROM generate_series(1, 4)"),
+	'4', 'four of the five tokens spent');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.usage"), '0', 'nothing flushed yet (flush_interval = 1h)');
+$node->stop('fast');
+$node->start;
+is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim')).valid) FROM generate_series(1, 3)"),
+	'1', 'after a clean restart the bucket holds the one token it had, no more');
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.flush_interval = 100; SELECT pg_reload_conf()");
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '37'), '37',
+	'the 37 uses counted before the clean shutdown are written after it');
+is(wait_for($node, "SELECT count(*) FROM apikey.audit WHERE action = 'verify' AND detail->>'code' = 'MALFORMED'", '1'), '1',
+	'and the outcome queued before it is logged');
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.flush_interval = 500; SELECT pg_reload_conf()");
+
+# --- kill -9 of a backend under load
+my $lim2 = $node->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('lim2', '{}', rate_limit => 3, rate_window => '1 hour')");
+is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim2')).valid) FROM generate_series(1, 5)"),
+	'3', 'a second limited key spends its three tokens');
+my $used_before = wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '37');
+my ($out, $err) = ('', '');
+create_burst($node);
+my $load = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', "SELECT public.burst('$k', 60)" ],
+	'>', \$out, '2>', \$err);
+my $pid;
+for (1 .. 50)
+{
+	$pid = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT public.burst%' AND pid <> pg_backend_pid()");
+	last if $pid;
+	usleep(100_000);
+}
+ok($pid, 'a backend verifies in a loop');
+usleep(1_500_000);	# some flushes happen meanwhile
+my $mid = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+kill 'KILL', $pid;
+$load->finish;
+ok($node->poll_query_until('postgres', 'SELECT 1', '1'), 'the server restarts after the crash');
+my $after = wait_for($node, "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'apikey worker'", '1');
+ok($after eq '1', 'the worker runs again');
+my $uses = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+ok($uses >= $mid && $uses > $used_before, "usage kept what was flushed before the crash ($used_before < $mid <= $uses)");
+is($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$off')).code"), 'DISABLED', 'a disabled key is still DISABLED');
+is($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$lim2')).code"), 'RATE_LIMITED',
+	'a spent bucket is not refilled by the crash (it counts as emptied at the restart)');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.keys"), '4', 'the keys are all there');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.usage u WHERE u.use_count < 0 OR NOT EXISTS (SELECT 1 FROM apikey.keys k WHERE k.id = u.key_id)"),
+	'0', 'apikey.usage holds no impossible row');
+like($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$k')).code"), qr/^VALID$/, 'verification works after the crash');
+
+# --- an immediate shutdown
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 10)");
+usleep(1_200_000);
+my $flushed = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$off')).code || ' ' || (apikey.apikey_verify('$lim2')).code"),
+	'DISABLED RATE_LIMITED', 'after an immediate shutdown: nothing wrongly VALID');
+ok($node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id") >= $flushed,
+	'and what was flushed is still there');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.keys"), '4', 'no key lost');
+
+$node->stop;
+done_testing();

@@ -1,0 +1,69 @@
+# 003_standby.pl: a streaming hot standby with apikey preloaded.  Keys
+# created, rotated and disabled on the primary verify (and stop verifying)
+# there after replay; rate limits and usage are counted per server and
+# shown in apikey.stats; the worker never runs there and nothing errors.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use ApikeyTap;
+
+my $conf = qq{
+shared_preload_libraries = 'apikey'
+apikey.flush_interval = 100
+};
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', $conf);
+$primary->start;
+$primary->safe_psql('postgres', 'CREATE EXTENSION apikey');
+$primary->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'b', has_streaming => 1);
+$standby->start;
+
+sub on_standby { return $standby->safe_psql('postgres', $_[0]); }
+sub replay { $primary->wait_for_catchup($standby, 'replay'); }
+
+my $live = $primary->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('live', '{jobs:read}')");
+my $lim = $primary->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('lim', '{}', rate_limit => 4, rate_window => '1 hour')");
+my $rot = $primary->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('rot', '{}')");
+replay();
+is(on_standby("SELECT pg_is_in_recovery()"), 't', 'the standby is in recovery');
+is(on_standby("SELECT (apikey.apikey_verify('$live', '{jobs:read}')).code"), 'VALID', 'a key created on the primary verifies on the standby');
+
+# rotation and disabling reach the standby
+my $rot2 = $primary->safe_psql('postgres', "SELECT apikey.apikey_rotate(id) FROM apikey.keys WHERE name = 'rot'");
+$primary->safe_psql('postgres', "UPDATE apikey.keys SET enabled = false WHERE name = 'live'");
+replay();
+is(on_standby("SELECT string_agg((apikey.apikey_verify(k)).code, ' ' ORDER BY n) FROM unnest(ARRAY['$rot', '$rot2', '$live']) WITH ORDINALITY AS t(k, n)"),
+	'NOT_FOUND VALID DISABLED', 'after replay: the old secret is gone, the new one verifies, the disabled key is DISABLED');
+
+# rate limits apply on the standby, counted there
+is(on_standby("SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim')).valid) FROM generate_series(1, 6)"),
+	'4', 'the standby enforces the rate limit: 4 of 6 VALID');
+is(on_standby("SELECT rate_limit || ' ' || (bucket_tokens < 1) FROM apikey.stats WHERE name = 'lim'"), '4 true',
+	'and shows its bucket in apikey.stats');
+is($primary->safe_psql('postgres', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim')).valid) FROM generate_series(1, 6)"),
+	'4', 'the primary has its own bucket');
+
+# usage is counted on the standby and shown live, never written
+on_standby("SELECT apikey.apikey_verify('$rot2') FROM generate_series(1, 7)");
+is(on_standby("SELECT unflushed_uses FROM apikey.stats WHERE name = 'rot'"), '8',
+	'usage on the standby is counted in shared memory (1 + 7)');
+sleep 1;
+is(on_standby("SELECT unflushed_uses FROM apikey.stats WHERE name = 'rot'"), '8', 'and stays there: nothing flushes it');
+is(on_standby("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'apikey worker'"), '0', 'no worker runs on the standby');
+is(wait_for($primary, "SELECT string_agg(k.name, ',') FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id", 'lim'), 'lim',
+	'the primary writes only its own usage (lim, verified there)');
+ok(!$standby->log_contains(qr/ERROR|FATAL/), 'the standby logged no error');
+
+# verification failures on the standby are counted, not written
+on_standby("SELECT apikey.apikey_verify('ak_nope')");
+is(on_standby("SELECT (verifications->>'MALFORMED')::int >= 1 AND queue_depth >= 1 FROM apikey.stats WHERE scope = 'server'"), 't',
+	'a failure on the standby is counted and held in its queue');
+
+$standby->stop;
+$primary->stop;
+done_testing();

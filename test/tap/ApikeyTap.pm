@@ -1,0 +1,66 @@
+# ApikeyTap.pm: helpers the TAP suites share.
+package ApikeyTap;
+use strict;
+use warnings;
+use Exporter 'import';
+use IPC::Run;
+use Time::HiRes qw(time usleep);
+
+our @EXPORT = qw(wait_for concurrently create_burst);
+
+# wait_for(node, sql, want[, seconds]): poll sql until it returns want
+# (10 s at most); returns the last value seen
+sub wait_for
+{
+	my ($node, $sql, $want, $seconds) = @_;
+	my $deadline = time + ($seconds // 10);
+	my $got;
+	while (time < $deadline)
+	{
+		$got = $node->safe_psql('postgres', $sql);
+		return $got if $got eq $want;
+		usleep(50_000);
+	}
+	return $got;
+}
+
+# concurrently(node, n, sql): run sql in n concurrent psql sessions and
+# return their outputs
+sub concurrently
+{
+	my ($node, $n, $sql) = @_;
+	my (@h, @out);
+	for my $i (0 .. $n - 1)
+	{
+		$out[$i] = '';
+		push @h, IPC::Run::start(
+			[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'), '-c', $sql ],
+			'>', \$out[$i], '2>', \my $err);
+	}
+	$_->finish for @h;
+	chomp @out;
+	return @out;
+}
+
+# create_burst(node): public.burst(key, seconds) verifies key for that many
+# seconds, one verification after another, and returns how many were VALID
+sub create_burst
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+CREATE FUNCTION public.burst(k text, secs float8) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+	n int := 0;
+	stop timestamptz := clock_timestamp() + secs * interval '1 second';
+BEGIN
+	WHILE clock_timestamp() < stop LOOP
+		IF (apikey.apikey_verify(k)).valid THEN
+			n := n + 1;
+		END IF;
+	END LOOP;
+	RETURN n;
+END
+$$});
+}
+
+1;

@@ -13,8 +13,8 @@ bash scripts/install-deps.sh
 . scripts/cluster.sh
 echo "== building and installing apikey"
 apikey_build_install
-echo "== starting a throwaway cluster"
-cluster_start
+echo "== starting a throwaway cluster (apikey preloaded: usage, rate limits, the log)"
+cluster_start "shared_preload_libraries = 'apikey'" "apikey.flush_interval = 200"
 
 psql -X -v ON_ERROR_STOP=1 --echo-queries -P pager=off <<'SQL'
 CREATE EXTENSION apikey;
@@ -54,13 +54,28 @@ SELECT apikey.current_key_id() = :key_id AS authenticated, apikey.current_owner(
 COMMIT;
 SELECT apikey.current_key_id() IS NULL AS identity_gone_after_commit;
 
+-- a rate-limited key: 3 per minute, shared by every backend
+SELECT key AS limited_key
+  FROM apikey.apikey_create('rate limited', '{jobs:read}', rate_limit => 3,
+                            rate_window => '1 minute') \gset
+SELECT n, v.code, v.http_status, round(extract(epoch FROM v.retry_after)) AS retry_after_s
+  FROM generate_series(1, 5) n, LATERAL apikey.apikey_verify(:'limited_key' || left('', n)) v;
+
+-- usage and failures are written by the background worker, not by verify
+SELECT pg_sleep(0.6);
+
 -- what a DBA sees: no secret anywhere
-SELECT id, name, hint, owner, scopes, state, expires_at IS NOT NULL AS expires
-  FROM apikey.key_status;
+SELECT id, name, hint, owner, scopes, state, expires_at IS NOT NULL AS expires,
+       use_count, last_used_at IS NOT NULL AS used
+  FROM apikey.key_status ORDER BY id;
+SELECT scope, name, rate_limit, round(bucket_tokens::numeric, 2) AS tokens_left,
+       verifications
+  FROM apikey.stats ORDER BY scope, key_id;
 
 -- the audit trail of every change (never a secret)
 SELECT id, action, key_id, actor_current_user AS actor,
-       coalesce(detail->'new'->>'name', detail->>'new_hint', (detail->'new')::text) AS what
+       coalesce(detail->'new'->>'name', detail->>'new_hint', detail->>'code',
+                (detail->'new')::text) AS what
   FROM apikey.audit ORDER BY id;
 SQL
 

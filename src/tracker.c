@@ -39,6 +39,7 @@
 
 #include <math.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
@@ -146,6 +147,19 @@ static void save_state(int code, Datum arg);
 static bool load_state(void);
 static bool start_running(bool restored);
 
+/*
+ * key_hash: the key table's hash function; one multiply and a fold,
+ * cheaper than hashing the 16 bytes of TrackerKey, on the verify path.
+ */
+static uint32
+key_hash(const void *key, Size keysize)
+{
+	const TrackerKey *k = (const TrackerKey *) key;
+	uint64		h = ((uint64) k->key_id ^ ((uint64) k->dbid << 40)) * UINT64CONST(0x9E3779B97F4A7C15);
+
+	return (uint32) (h >> 32) ^ (uint32) h;
+}
+
 static Size
 shared_size(void)
 {
@@ -192,9 +206,10 @@ tracker_shmem_startup(void)
 	info.keysize = sizeof(TrackerKey);
 	info.entrysize = sizeof(TrackerEntry);
 	info.num_partitions = TRACKER_PARTITIONS;
+	info.hash = key_hash;
 	keys = ShmemInitHash("apikey tracked keys",
 						 apikey_max_tracked_keys, apikey_max_tracked_keys,
-						 &info, HASH_ELEM | HASH_BLOBS | HASH_PARTITION);
+						 &info, HASH_ELEM | HASH_FUNCTION | HASH_PARTITION);
 	locks = GetNamedLWLockTranche(TRACKER_TRANCHE);
 	LWLockRelease(AddinShmemInitLock);
 
@@ -338,7 +353,7 @@ load_state(void)
 		e->tokens = se.tokens;
 		e->refilled_at = se.refilled_at;
 		if (se.pending_uses > 0)
-			pg_atomic_write_u32(&shared->dirty, 1);
+			apikey_tracker_mark_dirty();
 	}
 	if (fread(&n, sizeof(n), 1, f) != 1 || n < 0)
 		goto done;
@@ -354,7 +369,7 @@ load_state(void)
 			pg_atomic_fetch_add_u64(&shared->dropped, 1);
 	}
 	if (shared->count > 0)
-		pg_atomic_write_u32(&shared->dirty, 1);
+		apikey_tracker_mark_dirty();
 	ok = true;
 
 done:
@@ -457,6 +472,10 @@ find_entry(Oid dbid, int64 key_id, LWLock **lock)
 		return e;
 	LWLockRelease(*lock);
 
+	/* a full table: do not queue for the exclusive lock just to fail */
+	if (hash_get_num_entries(keys) >= apikey_max_tracked_keys)
+		return NULL;
+
 	LWLockAcquire(*lock, LW_EXCLUSIVE);
 	e = hash_search_with_hash_value(keys, &k, hash, HASH_ENTER_NULL, &found);
 	if (e != NULL && !found)
@@ -503,8 +522,11 @@ apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
 {
 	LWLock	   *lock;
 	TrackerEntry *e;
-	TimestampTz now = GetCurrentTimestamp();
 	int64		window_us = window ? interval_us(window) : 0;
+	bool		limited = rate_limit > 0 && window_us > 0;
+
+	/* buckets need the clock; a last use is as precise as its statement */
+	TimestampTz now = limited ? GetCurrentTimestamp() : GetCurrentStatementStartTimestamp();
 	bool		ok = true;
 
 	*retry_us = 0;
@@ -564,7 +586,7 @@ apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
 	LWLockRelease(lock);
 
 	if (ok)
-		pg_atomic_write_u32(&shared->dirty, 1);
+		apikey_tracker_mark_dirty();
 	return ok;
 }
 
@@ -589,7 +611,7 @@ apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry)
 	LWLockRelease(&locks[TRACKER_PARTITIONS].lock);
 	if (entry != NULL)
 		pg_atomic_fetch_add_u64(&shared->dropped, 1);
-	pg_atomic_write_u32(&shared->dirty, 1);
+	apikey_tracker_mark_dirty();
 }
 
 /*
@@ -642,11 +664,16 @@ apikey_tracker_record(ApikeyCode code, int64 key_id, const ApikeyRequest *req)
 	apikey_tracker_count(code, &entry);
 }
 
-/* apikey_tracker_mark_dirty: have the worker look again next round */
+/*
+ * apikey_tracker_mark_dirty: have the worker look again next round.  Reads
+ * first: writing a set flag again would move its cache line between the
+ * cores of every verifying backend.
+ */
 void
 apikey_tracker_mark_dirty(void)
 {
-	pg_atomic_write_u32(&shared->dirty, 1);
+	if (pg_atomic_read_u32(&shared->dirty) == 0)
+		pg_atomic_write_u32(&shared->dirty, 1);
 }
 
 /*

@@ -37,7 +37,9 @@ fi
 
 # two clusters: cluster_start keeps only the last one's PG* variables
 say "start the tracked and the untracked cluster"
-cluster_start 'shared_preload_libraries = apikey' 'apikey.flush_interval = 1000' 'jit = off' 'shared_buffers = 128MB'
+# every key is used within one flush interval here: track them all
+cluster_start 'shared_preload_libraries = apikey' 'apikey.flush_interval = 1000' \
+	"apikey.max_tracked_keys = $((NKEYS * 2))" 'jit = off' 'shared_buffers = 128MB'
 TRACKED=(-h "$PGHOST" -p "$PGPORT")
 cluster_start 'jit = off' 'shared_buffers = 128MB'
 UNTRACKED=(-h "$PGHOST" -p "$PGPORT")
@@ -153,7 +155,7 @@ out="$BENCH_DIR/results/tracking.txt"
 {
 	echo "# bench/tracking/run.sh, $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' + uncommitted changes')"
 	echo "# BENCH_KEYS=$NKEYS BENCH_ROUNDS=$ROUNDS BENCH_SECONDS=$SECS; PostgreSQL $(psql -X -At "${TRACKED[@]}" -d postgres -c 'SHOW server_version'), $(nproc) cores, jit off"
-	echo "# tracked: shared_preload_libraries = apikey, log_verifications = failures, flush_interval = 1s; untracked: not preloaded"
+	echo "# tracked: shared_preload_libraries = apikey, log_verifications = failures, flush_interval = 1s, max_tracked_keys = $((NKEYS * 2)); untracked: not preloaded"
 	echo
 	echo "in-server, $NKEYS shuffled keys per loop, median of $ROUNDS rounds (ms per loop; us per call):"
 	printf '  apikey_verify, tracked       %8.1f ms  %5.2f us\n' "$t_ms" "$(echo "$t_ms * 1000 / $NKEYS" | bc -l)"

@@ -64,6 +64,8 @@
 #include "tracker.h"
 
 #define TRACKER_PARTITIONS	16
+/* an entry unused for this many flushes may be recycled */
+#define IDLE_FLUSHES		10
 #define TRACKER_TRANCHE		"apikey"
 
 /* settings (PGC_POSTMASTER: they size shared memory) */
@@ -104,6 +106,7 @@ typedef struct TrackerEntry
 	int64		window_us;
 	double		tokens;
 	TimestampTz refilled_at;
+	int32		idle_flushes;	/* flushes since the last use */
 } TrackerEntry;
 
 typedef struct TrackerShared
@@ -352,6 +355,7 @@ load_state(void)
 		e->window_us = se.window_us;
 		e->tokens = se.tokens;
 		e->refilled_at = se.refilled_at;
+		e->idle_flushes = 0;
 		if (se.pending_uses > 0)
 			apikey_tracker_mark_dirty();
 	}
@@ -487,6 +491,7 @@ find_entry(Oid dbid, int64 key_id, LWLock **lock)
 		e->window_us = 0;
 		e->tokens = 0;
 		e->refilled_at = 0;
+		e->idle_flushes = 0;
 	}
 	if (e == NULL)
 		LWLockRelease(*lock);
@@ -687,17 +692,14 @@ apikey_tracker_take_dirty(void)
 }
 
 /*
- * apikey_tracker_collect_usage: move up to max pending usages of database
- * dbid into out[] (zeroing them), and remove entries (of any database)
- * that hold nothing worth keeping: no pending use and no bucket that is
- * not full.  Returns how many were moved.
+ * forget_idle: remove the entries that hold nothing worth keeping: unused
+ * for IDLE_FLUSHES flushes, nothing pending, no bucket that is not full.
  */
-int
-apikey_tracker_collect_usage(Oid dbid, ApikeyUsage *out, int max)
+static void
+forget_idle(void)
 {
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
-	int			n = 0;
 	int			i;
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -709,17 +711,8 @@ apikey_tracker_collect_usage(Oid dbid, ApikeyUsage *out, int max)
 		bool		idle;
 
 		SpinLockAcquire(&e->mutex);
-		if (e->key.dbid == dbid && e->pending_uses > 0 && n < max)
-		{
-			out[n].key_id = e->key.key_id;
-			out[n].uses = e->pending_uses;
-			out[n].last_used_at = e->last_used_at;
-			n++;
-			e->pending_uses = 0;
-			e->last_used_at = 0;
-		}
 		refill(e, now);
-		idle = e->pending_uses == 0 &&
+		idle = e->idle_flushes >= IDLE_FLUSHES && e->pending_uses == 0 &&
 			(e->rate_limit == 0 || e->tokens >= e->rate_limit);
 		SpinLockRelease(&e->mutex);
 		if (idle)
@@ -727,6 +720,49 @@ apikey_tracker_collect_usage(Oid dbid, ApikeyUsage *out, int max)
 	}
 	for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
 		LWLockRelease(&locks[i].lock);
+}
+
+/*
+ * apikey_tracker_collect_usage: move every pending usage of database dbid
+ * into a palloc'd array (*out), zeroing it; returns how many.  One scan
+ * under shared partition locks, so verification goes on meanwhile; when
+ * the table is more than half full, idle entries are recycled afterwards.
+ */
+int
+apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < TRACKER_PARTITIONS; i++)
+		LWLockAcquire(&locks[i].lock, LW_SHARED);
+	/* no entry can be added while every partition is locked */
+	*out = palloc(sizeof(ApikeyUsage) * (hash_get_num_entries(keys) + 1));
+	hash_seq_init(&seq, keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		SpinLockAcquire(&e->mutex);
+		if (e->key.dbid == dbid && e->pending_uses > 0)
+		{
+			(*out)[n].key_id = e->key.key_id;
+			(*out)[n].uses = e->pending_uses;
+			(*out)[n].last_used_at = e->last_used_at;
+			n++;
+			e->pending_uses = 0;
+			e->last_used_at = 0;
+			e->idle_flushes = 0;
+		}
+		else if (e->idle_flushes < IDLE_FLUSHES)
+			e->idle_flushes++;
+		SpinLockRelease(&e->mutex);
+	}
+	for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
+		LWLockRelease(&locks[i].lock);
+
+	if (hash_get_num_entries(keys) > apikey_max_tracked_keys / 2)
+		forget_idle();
 	return n;
 }
 

@@ -67,7 +67,7 @@ extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
 								  const ApikeyRequest *req);
 extern void apikey_tracker_mark_dirty(void);
 extern bool apikey_tracker_take_dirty(void);
-extern int	apikey_tracker_collect_usage(Oid dbid, ApikeyUsage *out, int max);
+extern int	apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out);
 extern int	apikey_tracker_take_log(ApikeyLogEntry *out, int max);
 extern void apikey_tracker_key_stats(Oid dbid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),

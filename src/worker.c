@@ -120,43 +120,47 @@ execute(const char *sql, int nargs, Oid *types, Datum *values)
 			 SPI_result_code_string(ret));
 }
 
-/* flush_usage: usage counted since the last flush, into <nsp>.usage */
-static int
+/*
+ * flush_usage: the usage counted since the last flush, into <nsp>.usage,
+ * FLUSH_BATCH keys per statement.
+ */
+static void
 flush_usage(const char *nsp)
 {
-	ApikeyUsage *u = palloc(sizeof(ApikeyUsage) * FLUSH_BATCH);
-	int			n = apikey_tracker_collect_usage(MyDatabaseId, u, FLUSH_BATCH);
-	Datum	   *ids;
-	Datum	   *ats;
-	Datum	   *uses;
+	ApikeyUsage *u;
+	int			total = apikey_tracker_collect_usage(MyDatabaseId, &u);
+	int			from;
 	Oid			types[3] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	Datum		args[3];
-	int			i;
+	char	   *sql = psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count)"
+							   " SELECT f.id, f.at, f.n FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+							   " pg_catalog.unnest($3)) AS f(id, at, n)"
+							   " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
+							   " ON CONFLICT (key_id) DO UPDATE SET"
+							   " use_count = u.use_count OPERATOR(pg_catalog.+) excluded.use_count,"
+							   " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)",
+							   nsp, nsp);
 
-	if (n == 0)
-		return 0;
-	ids = palloc(sizeof(Datum) * n);
-	ats = palloc(sizeof(Datum) * n);
-	uses = palloc(sizeof(Datum) * n);
-	for (i = 0; i < n; i++)
+	for (from = 0; from < total; from += FLUSH_BATCH)
 	{
-		ids[i] = Int64GetDatum(u[i].key_id);
-		ats[i] = TimestampTzGetDatum(u[i].last_used_at);
-		uses[i] = Int64GetDatum(u[i].uses);
+		int			n = Min(FLUSH_BATCH, total - from);
+		Datum	   *ids = palloc(sizeof(Datum) * n);
+		Datum	   *ats = palloc(sizeof(Datum) * n);
+		Datum	   *uses = palloc(sizeof(Datum) * n);
+		Datum		args[3];
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		for (i = 0; i < n; i++)
+		{
+			ids[i] = Int64GetDatum(u[from + i].key_id);
+			ats[i] = TimestampTzGetDatum(u[from + i].last_used_at);
+			uses[i] = Int64GetDatum(u[from + i].uses);
+		}
+		args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(uses, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		execute(sql, 3, types, args);
 	}
-	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(uses, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	execute(psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count)"
-					 " SELECT f.id, f.at, f.n FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-					 " pg_catalog.unnest($3)) AS f(id, at, n)"
-					 " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
-					 " ON CONFLICT (key_id) DO UPDATE SET"
-					 " use_count = u.use_count OPERATOR(pg_catalog.+) excluded.use_count,"
-					 " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)",
-					 nsp, nsp),
-			3, types, args);
-	return n;
 }
 
 /* flush_log: queued verification outcomes of this database into <nsp>.audit */
@@ -267,16 +271,11 @@ flush(void)
 	if (nsp != NULL)
 	{
 		/*
-		 * Batches until a short one, and never more than the shared memory
-		 * can hold: under a steady load of logged outcomes the queue never
+		 * The log in batches until a short one, and never more than the
+		 * queue holds: under a steady load of logged outcomes it never
 		 * empties, and one transaction must not run forever.
 		 */
-		for (rounds = apikey_max_tracked_keys / FLUSH_BATCH + 1; rounds > 0; rounds--)
-		{
-			CHECK_FOR_INTERRUPTS();
-			if (flush_usage(nsp) < FLUSH_BATCH)
-				break;
-		}
+		flush_usage(nsp);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			CHECK_FOR_INTERRUPTS();

@@ -26,7 +26,7 @@ OBJS = \
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC = "apikey - API keys for PostgreSQL"
 
-REGRESS = create verify scopes rotate errors postgrest
+REGRESS = create verify scopes rotate errors postgrest limits
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
 ISOLATION = rotate rotate_foreign
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso

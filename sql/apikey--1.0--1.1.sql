@@ -341,3 +341,44 @@ REVOKE ALL ON FUNCTION apikey.key_stats(), apikey.server_stats() FROM PUBLIC;
 REVOKE ALL ON apikey.stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikey.key_stats(), apikey.server_stats() TO apikey_admin, apikey_manager;
 GRANT SELECT ON apikey.stats TO apikey_admin, apikey_manager;
+
+/*
+ * Bounded stored values: a key can never be made expensive to verify.  The
+ * update fails, changing nothing, if a 1.0 key is over a limit.
+ */
+/* The rules apikey_create enforces for names and resource ids, for the CHECKs. */
+CREATE FUNCTION apikey.name_valid(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_name_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.name_valid(text) IS
+	'true if a key name has 1 to 256 characters and not only white space or invisible ones (the CHECK on apikey.keys.name)';
+CREATE FUNCTION apikey.resources_valid(resources text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_resources_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.resources_valid(text[]) IS
+	'true if resources is a one-dimensional list of 1 to 256 ids of 1 to 256 bytes (the CHECK on apikey.keys.resources)';
+REVOKE ALL ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[])
+	TO apikey_manager, apikey_admin;
+ALTER TABLE apikey.keys
+	DROP CONSTRAINT keys_name_check,
+	DROP CONSTRAINT keys_resources_check,
+	DROP CONSTRAINT keys_allowed_cidrs_check,
+	DROP CONSTRAINT keys_meta_check,
+	ADD CONSTRAINT keys_name_check CHECK (apikey.name_valid(name)),
+	ADD CONSTRAINT keys_resources_check CHECK (apikey.resources_valid(resources)),
+	ADD CONSTRAINT keys_allowed_cidrs_check CHECK (pg_catalog.array_ndims(allowed_cidrs) OPERATOR(pg_catalog.=) 1
+			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.>) 0
+			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.<=) 64
+			   AND pg_catalog.array_position(allowed_cidrs, NULL) IS NULL),
+	ADD CONSTRAINT keys_meta_check CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'
+			   AND pg_catalog.pg_column_size(meta) OPERATOR(pg_catalog.<=) 8192);
+COMMENT ON COLUMN apikey.keys.name IS 'human-readable name, 1 to 256 characters, not only white space or invisible ones';
+COMMENT ON COLUMN apikey.keys.resources IS 'resource ids the key is bound to (at most 256, of at most 256 bytes); NULL: all resources';
+COMMENT ON COLUMN apikey.keys.allowed_cidrs IS 'client networks the key may be used from (at most 64); NULL: any';
+COMMENT ON COLUMN apikey.keys.meta IS 'free-form JSON object returned by apikey_verify, at most 8 kB';
+COMMENT ON COLUMN apikey.key_status.name IS 'human-readable name, 1 to 256 characters, not only white space or invisible ones';
+COMMENT ON COLUMN apikey.key_status.resources IS 'resource ids the key is bound to (at most 256, of at most 256 bytes); NULL: all resources';
+COMMENT ON COLUMN apikey.key_status.allowed_cidrs IS 'client networks the key may be used from (at most 64); NULL: any';

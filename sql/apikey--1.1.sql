@@ -59,6 +59,20 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.scopes_valid(text[]) IS
 	'true if every scope is well formed, within the limits, and there are at most 64 (the CHECK on apikey.keys.scopes)';
 
+/* The rules apikey_create enforces for names and resource ids, for the CHECKs. */
+CREATE FUNCTION apikey.name_valid(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_name_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.name_valid(text) IS
+	'true if a key name has 1 to 256 characters and not only white space or invisible ones (the CHECK on apikey.keys.name)';
+CREATE FUNCTION apikey.resources_valid(resources text[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_resources_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.resources_valid(text[]) IS
+	'true if resources is a one-dimensional list of 1 to 256 ids of 1 to 256 bytes (the CHECK on apikey.keys.resources)';
+
 /* The key of the index apikey_verify probes. */
 CREATE FUNCTION apikey.hash_prefix(hash bytea)
 RETURNS bigint
@@ -75,8 +89,7 @@ CREATE TABLE apikey.keys (
 	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	name			text NOT NULL
 		CONSTRAINT keys_name_check
-		CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 256
-			   AND name OPERATOR(pg_catalog.~) '[^ \t\n\r\f\v]'),
+		CHECK (apikey.name_valid(name)),
 	prefix			text NOT NULL
 		CONSTRAINT keys_prefix_check
 		CHECK (prefix OPERATOR(pg_catalog.~) '^[a-z][a-z0-9_]{0,30}[a-z0-9]$'),
@@ -90,18 +103,17 @@ CREATE TABLE apikey.keys (
 		CHECK (apikey.scopes_valid(scopes)),
 	resources		text[]
 		CONSTRAINT keys_resources_check
-		CHECK (pg_catalog.array_ndims(resources) OPERATOR(pg_catalog.=) 1
-			   AND pg_catalog.cardinality(resources) OPERATOR(pg_catalog.>) 0
-			   AND pg_catalog.array_position(resources, NULL) IS NULL
-			   AND pg_catalog.array_position(resources, '') IS NULL),
+		CHECK (apikey.resources_valid(resources)),
 	allowed_cidrs	cidr[]
 		CONSTRAINT keys_allowed_cidrs_check
 		CHECK (pg_catalog.array_ndims(allowed_cidrs) OPERATOR(pg_catalog.=) 1
 			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.>) 0
+			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.<=) 64
 			   AND pg_catalog.array_position(allowed_cidrs, NULL) IS NULL),
 	meta			jsonb NOT NULL DEFAULT '{}'
 		CONSTRAINT keys_meta_check
-		CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'),
+		CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'
+			   AND pg_catalog.pg_column_size(meta) OPERATOR(pg_catalog.<=) 8192),
 	enabled			boolean NOT NULL DEFAULT true,
 	expires_at		timestamptz,
 	rate_limit		integer
@@ -141,15 +153,15 @@ CREATE INDEX keys_owner_role_idx ON apikey.keys (owner_role);
 COMMENT ON TABLE apikey.keys IS
 	'API keys, one row per key; the secret is stored only as a SHA-256 hash';
 COMMENT ON COLUMN apikey.keys.id IS 'key id, stable across rotations';
-COMMENT ON COLUMN apikey.keys.name IS 'human-readable name, 1 to 256 characters';
+COMMENT ON COLUMN apikey.keys.name IS 'human-readable name, 1 to 256 characters, not only white space or invisible ones';
 COMMENT ON COLUMN apikey.keys.prefix IS 'visible key prefix, the part before the last underscore';
 COMMENT ON COLUMN apikey.keys.hint IS 'display hint: prefix, first and last characters of the key';
 COMMENT ON COLUMN apikey.keys.owner IS 'the application''s own owner id (user, team, org)';
 COMMENT ON COLUMN apikey.keys.owner_role IS 'database role that owns the key (row-level security)';
 COMMENT ON COLUMN apikey.keys.scopes IS 'granted scopes, segment(:segment)*, * as wildcard';
-COMMENT ON COLUMN apikey.keys.resources IS 'resource ids the key is bound to; NULL: all resources';
-COMMENT ON COLUMN apikey.keys.allowed_cidrs IS 'client networks the key may be used from; NULL: any';
-COMMENT ON COLUMN apikey.keys.meta IS 'free-form JSON object returned by apikey_verify';
+COMMENT ON COLUMN apikey.keys.resources IS 'resource ids the key is bound to (at most 256, of at most 256 bytes); NULL: all resources';
+COMMENT ON COLUMN apikey.keys.allowed_cidrs IS 'client networks the key may be used from (at most 64); NULL: any';
+COMMENT ON COLUMN apikey.keys.meta IS 'free-form JSON object returned by apikey_verify, at most 8 kB';
 COMMENT ON COLUMN apikey.keys.enabled IS 'false: the key verifies as DISABLED';
 COMMENT ON COLUMN apikey.keys.expires_at IS 'the key verifies as EXPIRED from this time on; NULL: never';
 COMMENT ON COLUMN apikey.keys.rate_limit IS 'token bucket capacity; NULL: no limit';
@@ -508,6 +520,7 @@ REVOKE ALL ON FUNCTION apikey.apikey_rotate(bigint, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.acting_role() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.scopes_valid(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.hash_prefix(bytea) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
@@ -535,6 +548,8 @@ GRANT EXECUTE ON FUNCTION apikey.apikey_rotate(bigint, interval)
 -- the scopes CHECK and the index expression run with the privileges of
 -- whoever updates a key
 GRANT EXECUTE ON FUNCTION apikey.scopes_valid(text[]), apikey.hash_prefix(bytea)
+	TO apikey_manager, apikey_admin;
+GRANT EXECUTE ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[])
 	TO apikey_manager, apikey_admin;
 GRANT EXECUTE ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
 	apikey.current_owner(), apikey.has_scope(text)

@@ -101,11 +101,17 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("required scopes must be a one-dimensional array")));
-	if (ArrayGetNItems(ARR_NDIM(required), ARR_DIMS(required)) == 0)
+	n = ArrayGetNItems(ARR_NDIM(required), ARR_DIMS(required));
+	if (n == 0)
 	{
 		req->nscopes = 0;		/* '{}', the common case */
 		return;
 	}
+	if (n > APIKEY_MAX_SCOPES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many required scopes"),
+				 errdetail("A verification requires at most %d scopes.", APIKEY_MAX_SCOPES)));
 	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &n);
 	req->nscopes = n;

@@ -34,11 +34,17 @@
 
 #define NAME_MAX_CHARS		256
 #define OWNER_MAX_CHARS		256
+#define MAX_RESOURCES		256
+#define RESOURCE_MAX_BYTES	256
+#define MAX_CIDRS			64
+#define META_MAX_BYTES		8192
 #define MAX_GRACE_DAYS		7
 
 PG_FUNCTION_INFO_V1(apikey_create);
 PG_FUNCTION_INFO_V1(apikey_rotate);
 PG_FUNCTION_INFO_V1(apikey_scopes_valid);
+PG_FUNCTION_INFO_V1(apikey_name_valid);
+PG_FUNCTION_INFO_V1(apikey_resources_valid);
 PG_FUNCTION_INFO_V1(apikey_refuse_rate_limit);
 PG_FUNCTION_INFO_V1(apikey_rate_limit_guard);
 
@@ -80,20 +86,40 @@ mint(const char *prefix)
 }
 
 /*
- * text_array_elems: deconstruct a one-dimensional text[] argument,
- * refusing NULL elements and more than one dimension.
+ * array_items: the number of elements of a one-dimensional array argument,
+ * refusing more than one dimension and more than max elements before any
+ * element is looked at (a huge array costs nothing to refuse).
  */
 static int
-text_array_elems(ArrayType *arr, const char *what, Datum **elems)
+array_items(ArrayType *arr, const char *what, int max)
 {
-	bool	   *nulls;
 	int			n;
-	int			i;
 
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be a one-dimensional array", what)));
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	if (n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many %s", what),
+				 errdetail("A key has at most %d %s.", max, what)));
+	return n;
+}
+
+/*
+ * text_array_elems: deconstruct a one-dimensional text[] argument of at
+ * most max elements, refusing NULL elements.
+ */
+static int
+text_array_elems(ArrayType *arr, const char *what, int max, Datum **elems)
+{
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	(void) array_items(arr, what, max);
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, elems, &nulls, &n);
 	for (i = 0; i < n; i++)
 		if (nulls[i])
@@ -103,26 +129,73 @@ text_array_elems(ArrayType *arr, const char *what, Datum **elems)
 	return n;
 }
 
+/*
+ * is_blank_char: white space, or a character that shows nothing (Unicode
+ * spaces, zero-width characters, the byte order mark).
+ */
+static bool
+is_blank_char(pg_wchar c)
+{
+	return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 ||
+		c == 0x1680 || c == 0x180e || (c >= 0x2000 && c <= 0x200f) ||
+		c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
+		(c >= 0x2060 && c <= 0x2064) || c == 0x3000 || c == 0xfeff;
+}
+
+/*
+ * name_problem: why a key name is not acceptable, or NULL: not empty or
+ * made only of blank characters, at most NAME_MAX_CHARS characters.
+ */
+static const char *
+name_problem(text *name)
+{
+	int			len = VARSIZE_ANY_EXHDR(name);
+	pg_wchar   *chars;
+	int			n;
+	int			i;
+	bool		blank = true;
+
+	/* no encoding needs more than 4 bytes per character */
+	if (len > NAME_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN)
+		return "too long";
+	chars = palloc(sizeof(pg_wchar) * (len + 1));
+	n = pg_mb2wchar_with_len(VARDATA_ANY(name), chars, len);
+	for (i = 0; i < n && blank; i++)
+		blank = is_blank_char(chars[i]);
+	pfree(chars);
+	if (blank)
+		return "blank";
+	if (n > NAME_MAX_CHARS)
+		return "too long";
+	return NULL;
+}
+
 static void
 validate_name(text *name)
 {
-	char	   *s = text_to_cstring(name);
-	int			nchars = pg_mbstrlen(s);
-	bool		blank = true;
-	char	   *p;
+	const char *problem = name_problem(name);
 
-	for (p = s; *p; p++)
-		if (!isspace((unsigned char) *p))
-			blank = false;
-	if (blank)
+	if (problem == NULL)
+		return;
+	if (strcmp(problem, "blank") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key name must not be empty")));
-	if (nchars > NAME_MAX_CHARS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key name is too long"),
-				 errdetail("A key name has at most %d characters.", NAME_MAX_CHARS)));
+				 errmsg("key name must not be empty"),
+				 errdetail("A name made only of white space or invisible characters is empty.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("key name is too long"),
+			 errdetail("A key name has at most %d characters.", NAME_MAX_CHARS)));
+}
+
+/*
+ * apikey_name_valid(text) returns boolean: the CHECK on apikey.keys.name,
+ * the rule of apikey_create.
+ */
+Datum
+apikey_name_valid(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(name_problem(PG_GETARG_TEXT_PP(0)) == NULL);
 }
 
 /*
@@ -151,14 +224,15 @@ static void
 validate_scopes(ArrayType *scopes)
 {
 	Datum	   *elems;
-	int			n = text_array_elems(scopes, "scopes", &elems);
+	int			n;
 	int			bad;
 
-	if (n > APIKEY_MAX_SCOPES)
+	if (ArrayGetNItems(ARR_NDIM(scopes), ARR_DIMS(scopes)) > APIKEY_MAX_SCOPES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too many scopes"),
 				 errdetail("A key has at most %d scopes.", APIKEY_MAX_SCOPES)));
+	n = text_array_elems(scopes, "scopes", APIKEY_MAX_SCOPES, &elems);
 	bad = bad_scope(elems, NULL, n);
 	if (bad > 0)
 		ereport(ERROR,
@@ -180,10 +254,11 @@ apikey_scopes_valid(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			n;
 
-	if (ARR_NDIM(arr) > 1)
+	if (ARR_NDIM(arr) > 1 ||
+		ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) > APIKEY_MAX_SCOPES)
 		PG_RETURN_BOOL(false);
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	PG_RETURN_BOOL(n <= APIKEY_MAX_SCOPES && bad_scope(elems, nulls, n) == 0);
+	PG_RETURN_BOOL(bad_scope(elems, nulls, n) == 0);
 }
 
 /*
@@ -208,23 +283,66 @@ validate_prefix(const char *prefix)
 			 errdetail(APIKEY_PREFIX_RULE)));
 }
 
+/*
+ * bad_resource: 0 if every resource id in elems[0..n) is present,
+ * non-empty and at most RESOURCE_MAX_BYTES, else the 1-based position of
+ * the first that is not.
+ */
+static int
+bad_resource(Datum *elems, bool *nulls, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		int			len;
+
+		if (nulls != NULL && nulls[i])
+			return i + 1;
+		len = VARSIZE_ANY_EXHDR(DatumGetTextPP(elems[i]));
+		if (len == 0 || len > RESOURCE_MAX_BYTES)
+			return i + 1;
+	}
+	return 0;
+}
+
 static void
 validate_resources(ArrayType *resources)
 {
 	Datum	   *elems;
-	int			n = text_array_elems(resources, "resources", &elems);
-	int			i;
+	int			n = text_array_elems(resources, "resources", MAX_RESOURCES, &elems);
+	int			bad;
 
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("resources must not be an empty array"),
 				 errhint("Use NULL for a key that may access all resources.")));
-	for (i = 0; i < n; i++)
-		if (VARSIZE_ANY_EXHDR(DatumGetTextPP(elems[i])) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("resource ids must not be empty strings")));
+	bad = bad_resource(elems, NULL, n);
+	if (bad > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("resource %d is empty or too long", bad),
+				 errdetail("A resource id has 1 to %d bytes.", RESOURCE_MAX_BYTES)));
+}
+
+/*
+ * apikey_resources_valid(text[]) returns boolean: the CHECK on
+ * apikey.keys.resources (NULL passes: all resources).
+ */
+Datum
+apikey_resources_valid(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (ARR_NDIM(arr) != 1 ||
+		ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) > MAX_RESOURCES)
+		PG_RETURN_BOOL(false);
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	PG_RETURN_BOOL(n > 0 && bad_resource(elems, nulls, n) == 0);
 }
 
 static void
@@ -235,10 +353,7 @@ validate_cidrs(ArrayType *cidrs)
 	int			n;
 	int			i;
 
-	if (ARR_NDIM(cidrs) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("allowed_cidrs must be a one-dimensional array")));
+	(void) array_items(cidrs, "allowed_cidrs", MAX_CIDRS);
 	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 	if (n == 0)
 		ereport(ERROR,
@@ -396,7 +511,10 @@ apikey_create(PG_FUNCTION_ARGS)
 				 errmsg("expires_at must be in the future")));
 	prefix = PG_ARGISNULL(3) ? apikey_default_prefix : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	validate_prefix(prefix);
-	if (!PG_ARGISNULL(4) && pg_mbstrlen(text_to_cstring(PG_GETARG_TEXT_PP(4))) > OWNER_MAX_CHARS)
+	if (!PG_ARGISNULL(4) &&
+		(VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(4)) > OWNER_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN ||
+		 pg_mbstrlen_with_len(VARDATA_ANY(PG_GETARG_TEXT_PP(4)),
+							  VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(4))) > OWNER_MAX_CHARS))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("owner is too long"),
@@ -412,6 +530,11 @@ apikey_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("meta must be a JSON object")));
+	if (VARSIZE_ANY(PG_GETARG_JSONB_P(6)) > META_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("meta is too large"),
+				 errdetail("A key's meta has at most %d bytes.", META_MAX_BYTES)));
 	validate_rate_limit(fcinfo);
 	if (!PG_ARGISNULL(9))
 		validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));

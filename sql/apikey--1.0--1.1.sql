@@ -18,7 +18,7 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'apikey_db_role_guard'
 LANGUAGE C;
 COMMENT ON FUNCTION apikey.db_role_guard() IS
-	'trigger: a db_role set by INSERT or UPDATE must be a role the setter is a member of, and no superuser-like, apikey or privilege-bypassing role';
+	'trigger: a db_role set by UPDATE must be a role the setter is a member of, and no superuser-like, apikey or privilege-bypassing role';
 REVOKE ALL ON FUNCTION apikey.db_role_guard() FROM PUBLIC;
 
 CREATE TRIGGER keys_db_role_guard
@@ -28,13 +28,6 @@ CREATE TRIGGER keys_db_role_guard
 	EXECUTE FUNCTION apikey.db_role_guard();
 COMMENT ON TRIGGER keys_db_role_guard ON apikey.keys IS
 	'a db_role set by UPDATE obeys the rules of apikey_create';
-CREATE TRIGGER keys_db_role_guard_insert
-	BEFORE INSERT ON apikey.keys
-	FOR EACH ROW
-	WHEN (NEW.db_role IS NOT NULL)
-	EXECUTE FUNCTION apikey.db_role_guard();
-COMMENT ON TRIGGER keys_db_role_guard_insert ON apikey.keys IS
-	'a db_role written by a plain INSERT (only roles such as pg_write_all_data can) obeys the rules of apikey_create';
 
 /* grace_until: verification by the previous secret of a rotated key */
 ALTER TYPE apikey.verification ADD ATTRIBUTE grace_until timestamptz;
@@ -114,7 +107,7 @@ CREATE TABLE apikey.usage (
 	last_used_at	timestamptz NOT NULL,
 	use_count		bigint NOT NULL DEFAULT 0
 		CONSTRAINT usage_use_count_check CHECK (use_count OPERATOR(pg_catalog.>=) 0)
-);
+) WITH (fillfactor = 50);	-- the worker updates every used key's row each flush: room for HOT
 INSERT INTO apikey.usage (key_id, last_used_at, use_count)
 	SELECT id, COALESCE(last_used_at, created_at), use_count FROM apikey.keys
 	 WHERE last_used_at IS NOT NULL OR use_count OPERATOR(pg_catalog.>) 0;
@@ -170,6 +163,18 @@ BEGIN
 			IF old_c OPERATOR(pg_catalog.<>) '{}' THEN
 				d := d OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('old', old_c, 'new', new_c);
 			END IF;
+		ELSIF o.grace_secret_hash IS DISTINCT FROM n.grace_secret_hash
+			  OR o.grace_until IS DISTINCT FROM n.grace_until THEN
+			-- a grace period changed outside apikey_rotate (only superusers
+			-- can): say so, without the hash
+			act := 'update';
+			d := pg_catalog.jsonb_build_object(
+				'old', old_c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+					'grace_until', o.grace_until,
+					'grace_secret', CASE WHEN o.grace_secret_hash IS NULL THEN 'none' ELSE 'set' END),
+				'new', new_c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+					'grace_until', n.grace_until,
+					'grace_secret', CASE WHEN n.grace_secret_hash IS NULL THEN 'none' ELSE 'set' END));
 		ELSIF old_c OPERATOR(pg_catalog.=) '{}' THEN
 			RETURN;				-- nothing worth auditing changed
 		ELSE
@@ -382,3 +387,21 @@ COMMENT ON COLUMN apikey.keys.meta IS 'free-form JSON object returned by apikey_
 COMMENT ON COLUMN apikey.key_status.name IS 'human-readable name, 1 to 256 characters, not only white space or invisible ones';
 COMMENT ON COLUMN apikey.key_status.resources IS 'resource ids the key is bound to (at most 256, of at most 256 bytes); NULL: all resources';
 COMMENT ON COLUMN apikey.key_status.allowed_cidrs IS 'client networks the key may be used from (at most 64); NULL: any';
+
+/*
+ * apikey.keys_guard(): keys are created only by apikey_create; hashes, the
+ * grace period, the hint and rotated_at change only by apikey_rotate; id,
+ * prefix and created_* never; superusers excepted.
+ */
+CREATE FUNCTION apikey.keys_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_keys_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.keys_guard() IS
+	'trigger: only apikey_create inserts keys and only apikey_rotate changes hashes and grace periods (superusers excepted), also for roles that bypass privileges';
+REVOKE ALL ON FUNCTION apikey.keys_guard() FROM PUBLIC;
+CREATE TRIGGER keys_guard
+	BEFORE INSERT OR UPDATE ON apikey.keys
+	FOR EACH ROW EXECUTE FUNCTION apikey.keys_guard();
+COMMENT ON TRIGGER keys_guard ON apikey.keys IS
+	'keys are made by apikey_create and given new secrets by apikey_rotate, never by hand';

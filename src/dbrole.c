@@ -5,9 +5,10 @@
  *	  PostgREST hook switches to (SET LOCAL ROLE) after a VALID check, as
  *	  PostgREST does with a JWT's "role" claim.
  *
- *	  The rule, applied by apikey_create, by the triggers guarding INSERTs
- *	  and UPDATEs of apikey.keys.db_role, and again by the hook at every
- *	  request (roles change after the fact):
+ *	  The rule, applied by apikey_create, by the trigger guarding UPDATEs of
+ *	  apikey.keys.db_role (keys are inserted only by apikey_create: see
+ *	  guard.c), and again by the hook at every request (roles change after
+ *	  the fact):
  *	  - the role exists, and the member given is a member of it: the role
  *		setting it, and at request time the key's owner_role (who must
  *		still be one) and the session user (as SET ROLE requires);
@@ -144,11 +145,9 @@ apikey_db_role_validate(const char *rolname, Oid setter)
 }
 
 /*
- * apikey_db_role_guard: trigger function, BEFORE INSERT or BEFORE UPDATE
- * OF db_role ON apikey.keys: a db_role set by plain SQL obeys the rule
- * apikey_create applies, judged for the role making the change.  INSERTs
- * by superusers (apikey_create runs its own as the table owner, after its
- * own check; a restored dump) are not judged.
+ * apikey_db_role_guard: trigger function, BEFORE UPDATE OF db_role ON
+ * apikey.keys: a db_role set by UPDATE obeys the rule apikey_create
+ * applies, judged for the role making the change.
  */
 Datum
 apikey_db_role_guard(PG_FUNCTION_ARGS)
@@ -163,14 +162,10 @@ apikey_db_role_guard(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		elog(ERROR, "apikey_db_role_guard must be fired BEFORE INSERT OR UPDATE ... FOR EACH ROW");
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		elog(ERROR, "apikey_db_role_guard must be fired BEFORE UPDATE ... FOR EACH ROW");
 
-	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
-		trigdata->tg_newtuple : trigdata->tg_trigtuple;
-	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) && superuser())
-		return PointerGetDatum(newtup);
-
+	newtup = trigdata->tg_newtuple;
 	desc = RelationGetDescr(trigdata->tg_relation);
 	attnum = SPI_fnumber(desc, "db_role");
 	if (attnum <= 0)

@@ -1,0 +1,102 @@
+/*-------------------------------------------------------------------------
+ *
+ * guard.c
+ *	  The BEFORE INSERT OR UPDATE trigger that keeps what only the
+ *	  extension may write in apikey.keys out of reach of plain SQL.
+ *
+ *	  Column privileges already refuse these columns to every role the
+ *	  extension grants anything; this trigger also holds against roles that
+ *	  bypass privileges (pg_write_all_data) and against table owners that
+ *	  are not superusers:
+ *	  - a key is created only by apikey_create (an INSERT outside it is
+ *		refused), so a hash, prefix, hint or db_role cannot be forged;
+ *	  - the secret hashes, the grace period, the hint and rotated_at change
+ *		only through apikey_rotate, and id, prefix and created_* never;
+ *	  - superusers may do anything (restoring a dump inserts as one).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+
+#include "apikey.h"
+
+PG_FUNCTION_INFO_V1(apikey_keys_guard);
+
+/* columns that only apikey_rotate changes, and those nothing changes */
+static const char *const rotate_only[] = {
+	"secret_hash", "grace_secret_hash", "grace_until", "hint", "rotated_at", NULL
+};
+static const char *const never[] = {
+	"id", "prefix", "created_at", "created_by", NULL
+};
+
+/* changed: the column differs between the old and the new row */
+static bool
+changed(TupleDesc desc, HeapTuple o, HeapTuple n, const char *col)
+{
+	int			attnum = SPI_fnumber(desc, col);
+	Form_pg_attribute att;
+	bool		onull;
+	bool		nnull;
+	Datum		od;
+	Datum		nd;
+
+	if (attnum <= 0)
+		elog(ERROR, "apikey.keys has no column %s", col);
+	att = TupleDescAttr(desc, attnum - 1);
+	od = heap_getattr(o, attnum, desc, &onull);
+	nd = heap_getattr(n, attnum, desc, &nnull);
+	if (onull || nnull)
+		return onull != nnull;
+	return !datumIsEqual(od, nd, att->attbyval, att->attlen);
+}
+
+/*
+ * apikey_keys_guard: trigger function, BEFORE INSERT OR UPDATE FOR EACH ROW
+ * on apikey.keys.
+ */
+Datum
+apikey_keys_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		elog(ERROR, "apikey_keys_guard must be fired BEFORE INSERT OR UPDATE ... FOR EACH ROW");
+
+	/* apikey_create and apikey_rotate write as the owner, on a caller's behalf */
+	if (apikey_actor_switched() || superuser())
+		return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+							   trigdata->tg_newtuple : trigdata->tg_trigtuple);
+
+	if (TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("api keys are created only by apikey.apikey_create()")));
+
+	desc = RelationGetDescr(trigdata->tg_relation);
+	for (i = 0; rotate_only[i] != NULL; i++)
+		if (changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, rotate_only[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("column \"%s\" of apikey.keys changes only through apikey.apikey_rotate()",
+							rotate_only[i])));
+	for (i = 0; never[i] != NULL; i++)
+		if (changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, never[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("column \"%s\" of apikey.keys cannot be changed", never[i])));
+	return PointerGetDatum(trigdata->tg_newtuple);
+}

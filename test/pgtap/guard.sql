@@ -1,0 +1,53 @@
+-- guard.sql: what only the extension writes in apikey.keys stays out of
+-- reach of plain SQL even for roles that bypass privileges
+-- (pg_write_all_data): no forged key, no hidden second secret, no rewritten
+-- identity; a superuser's change of a grace period is audited.
+--
+-- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
+BEGIN;
+SELECT plan(12);
+
+CREATE ROLE pt_guard_writer NOLOGIN IN ROLE pg_write_all_data, pg_read_all_data, apikey_admin;
+SELECT key_id AS id FROM apikey.apikey_create('pt guard', '{jobs:read}') \gset
+SELECT key_id AS other FROM apikey.apikey_create('pt guard other', '{jobs:read}') \gset
+
+SET ROLE pt_guard_writer;
+SELECT throws_ok($$INSERT INTO apikey.keys (name, prefix, hint, owner_role, scopes, secret_hash, db_role)
+	VALUES ('forged', 'ak', 'ak_forg…ed00', 'postgres', '{*}',
+	        '\x00000000000000000000000000000000000000000000000000000000000000aa'::bytea, 'postgres')$$,
+	'42501', 'api keys are created only by apikey.apikey_create()',
+	'a role with pg_write_all_data cannot INSERT a key');
+SELECT throws_ok(format($$UPDATE apikey.keys SET grace_secret_hash = secret_hash, grace_until = now() + interval '10 years' WHERE id = %s$$, :other),
+	'42501', 'column "grace_secret_hash" of apikey.keys changes only through apikey.apikey_rotate()',
+	'nor plant a second secret with a grace period ten years out');
+SELECT throws_ok(format($$UPDATE apikey.keys SET secret_hash = '\x00000000000000000000000000000000000000000000000000000000000000bb'::bytea WHERE id = %s$$, :other),
+	'42501', 'column "secret_hash" of apikey.keys changes only through apikey.apikey_rotate()',
+	'nor replace a key''s hash');
+SELECT throws_ok(format($$UPDATE apikey.keys SET grace_until = now() + interval '1 year' WHERE id = %s$$, :other),
+	'42501', NULL, 'nor stretch a grace period');
+SELECT throws_ok(format($$UPDATE apikey.keys SET prefix = 'zz' WHERE id = %s$$, :other),
+	'42501', 'column "prefix" of apikey.keys cannot be changed', 'nor change the prefix');
+SELECT throws_ok(format($$UPDATE apikey.keys SET created_by = 'someone' WHERE id = %s$$, :other),
+	'42501', 'column "created_by" of apikey.keys cannot be changed', 'nor who created the key');
+SELECT throws_ok(format($$UPDATE apikey.keys SET hint = 'ak_xxxx…xxxx' WHERE id = %s$$, :other),
+	'42501', NULL, 'nor its hint');
+SELECT lives_ok(format($$UPDATE apikey.keys SET name = 'pt guard renamed' WHERE id = %s$$, :other),
+	'it can still do what an admin may: rename a key');
+RESET ROLE;
+
+SELECT is((SELECT count(*)::int FROM apikey.keys WHERE name = 'forged' OR grace_secret_hash IS NOT NULL), 0,
+	'nothing forged is there');
+SELECT lives_ok(format('SELECT apikey.apikey_rotate(%s, %L)', :id, '1 hour'), 'apikey_rotate still sets a grace period');
+
+-- a superuser may change a grace period by hand, and the audit says so
+UPDATE apikey.keys SET grace_until = grace_until + interval '1 hour' WHERE id = :id;
+SELECT is((SELECT action || ' ' || (detail -> 'new' ->> 'grace_secret') || ' ' || (detail::text ~ 'hash')::text
+             FROM apikey.audit WHERE key_id = :id ORDER BY id DESC LIMIT 1),
+	'update set false', 'a superuser''s change of a grace period is audited, without the hash');
+UPDATE apikey.keys SET grace_until = NULL, grace_secret_hash = NULL WHERE id = :id;
+SELECT is((SELECT detail -> 'old' ->> 'grace_secret' || '>' || (detail -> 'new' ->> 'grace_secret')
+             FROM apikey.audit WHERE key_id = :id ORDER BY id DESC LIMIT 1),
+	'set>none', 'and so is ending one');
+
+SELECT * FROM finish();
+ROLLBACK;

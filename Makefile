@@ -21,6 +21,7 @@ OBJS = \
 	src/scope.o \
 	src/secret.o \
 	src/tracker.o \
+	src/utility.o \
 	src/verify.o \
 	src/worker.o
 

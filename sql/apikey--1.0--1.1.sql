@@ -405,3 +405,37 @@ CREATE TRIGGER keys_guard
 	FOR EACH ROW EXECUTE FUNCTION apikey.keys_guard();
 COMMENT ON TRIGGER keys_guard ON apikey.keys IS
 	'keys are made by apikey_create and given new secrets by apikey_rotate, never by hand';
+
+/*
+ * apikey.schema_guard(): the extension's schema keeps its name and owner.
+ * Statements that apikey_create, apikey_rotate and the audit trigger run
+ * as the table owner name apikey's objects by schema; after a rename, a
+ * role allowed to create schemas could make a new "apikey" of its own.
+ */
+CREATE FUNCTION apikey.schema_guard()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT c.classid, c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c LOOP
+		IF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass
+		   AND r.objid OPERATOR(pg_catalog.=) (SELECT e.extnamespace FROM pg_catalog.pg_extension e
+												WHERE e.extname OPERATOR(pg_catalog.=) 'apikey') THEN
+			RAISE EXCEPTION 'the schema of extension apikey cannot be renamed or given to another owner'
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  HINT = 'apikey runs statements on its own schema as its owner; keep it named apikey and owned by a superuser.';
+		END IF;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION apikey.schema_guard() IS
+	'event trigger: refuses ALTER SCHEMA ... RENAME TO / OWNER TO on the schema of apikey';
+REVOKE ALL ON FUNCTION apikey.schema_guard() FROM PUBLIC;
+CREATE EVENT TRIGGER apikey_schema_guard ON ddl_command_end
+	WHEN TAG IN ('ALTER SCHEMA')
+	EXECUTE FUNCTION apikey.schema_guard();
+COMMENT ON EVENT TRIGGER apikey_schema_guard IS
+	'keeps the schema of apikey named apikey and owned by its superuser';

@@ -37,6 +37,7 @@ _PG_init(void)
 	apikey_worker_init();
 	apikey_catalog_init();
 	apikey_actor_init();
+	apikey_utility_init();
 	/* after every module defined its settings: no other apikey.* names */
 	MarkGUCPrefixReserved("apikey");
 }

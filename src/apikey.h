@@ -21,6 +21,11 @@
  *				apikey.owner, apikey.scopes) and the helpers reading it
  *	dbrole.c	which database roles a key may switch to (db_role)
  *	manage.c	the SQL functions apikey_create and apikey_rotate
+ *	guard.c		the trigger keeping hashes, grace periods and key creation to
+ *				apikey_create and apikey_rotate
+ *	utility.c	the ProcessUtility hook refusing tenant-wide LOCK TABLE
+ *	tracker.c	shared memory: usage, token buckets, the verification log
+ *	worker.c	the background worker writing usage and the log
  *	keyformat.c	pure C key format (see keyformat.h)
  *	scope.c		pure C scope syntax and matching (see scope.h)
  *
@@ -86,6 +91,9 @@ extern void apikey_db_role_validate(const char *rolname, Oid setter);
 
 /* postgrest.c */
 extern void apikey_postgrest_init(void);
+
+/* utility.c */
+extern void apikey_utility_init(void);
 
 /* guc.c */
 extern char *apikey_default_prefix;

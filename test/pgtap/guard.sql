@@ -5,7 +5,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(12);
+SELECT plan(17);
 
 CREATE ROLE pt_guard_writer NOLOGIN IN ROLE pg_write_all_data, pg_read_all_data, apikey_admin;
 SELECT key_id AS id FROM apikey.apikey_create('pt guard', '{jobs:read}') \gset
@@ -48,6 +48,23 @@ UPDATE apikey.keys SET grace_until = NULL, grace_secret_hash = NULL WHERE id = :
 SELECT is((SELECT detail -> 'old' ->> 'grace_secret' || '>' || (detail -> 'new' ->> 'grace_secret')
              FROM apikey.audit WHERE key_id = :id ORDER BY id DESC LIMIT 1),
 	'set>none', 'and so is ending one');
+
+-- the schema keeps its name and owner (an event trigger: with or without preload)
+SELECT throws_ok('ALTER SCHEMA apikey RENAME TO apikey_old', '55000',
+	'the schema of extension apikey cannot be renamed or given to another owner',
+	'the schema of apikey cannot be renamed');
+SELECT throws_ok('ALTER SCHEMA apikey OWNER TO pt_guard_writer', '55000', NULL,
+	'nor given to another owner');
+SELECT is(has_schema_privilege('pt_guard_writer', 'apikey', 'CREATE'), false, 'so nobody else may create objects in it');
+
+-- no tenant-wide lock (the library is loaded in this session)
+CREATE ROLE pt_guard_mgr NOLOGIN IN ROLE apikey_manager;
+SET ROLE pt_guard_mgr;
+SELECT throws_ok('LOCK TABLE apikey.keys IN ACCESS EXCLUSIVE MODE', '42501',
+	'LOCK TABLE keys in a mode stronger than ROW EXCLUSIVE is reserved to superusers',
+	'a manager cannot take a lock that would stop every verification');
+SELECT lives_ok('LOCK TABLE apikey.keys IN ROW EXCLUSIVE MODE', 'the lock its own UPDATEs take is allowed');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -135,7 +135,22 @@ is($node->safe_psql('postgres', "SELECT count(*) > 1 FROM apikey.stats WHERE sco
 is($node->safe_psql('postgres', "SELECT (verifications->>'VALID')::int > 900 FROM apikey.stats WHERE scope = 'server'"), 't',
 	'and the server row counts verifications by code');
 
-# 11. without shared_preload_libraries
+# 11. a manager cannot stop every tenant's verifications with LOCK TABLE:
+# with the library preloaded the refusal holds in a session that never
+# used apikey
+$node->safe_psql('postgres', "ALTER ROLE mgr LOGIN");
+my ($lret, $lout, $lerr) = $node->psql('postgres', "BEGIN; LOCK TABLE apikey.keys IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT", extra_params => [ '-U', 'mgr' ]);
+like($lerr, qr/reserved to superusers/, 'a fresh manager session cannot LOCK apikey.keys IN ACCESS EXCLUSIVE MODE');
+my $locker2 = $node->background_psql('postgres', extra_params => [ '-U', 'mgr' ]);
+$locker2->query_safe("BEGIN; LOCK TABLE apikey.keys IN ROW EXCLUSIVE MODE");
+my $t1 = time;
+is($node->safe_psql('postgres', "SET statement_timeout = '2s'; SELECT (apikey.apikey_verify('$mine')).code"), 'VALID',
+	'while a manager holds the locks it may take, verification answers at once');
+ok(time - $t1 < 1.5, 'without waiting');
+$locker2->query_safe("COMMIT");
+$locker2->quit;
+
+# 12. without shared_preload_libraries
 my $plain = PostgreSQL::Test::Cluster->new('no_preload');
 $plain->init;
 $plain->start;

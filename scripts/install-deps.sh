@@ -14,6 +14,8 @@ pkgs=(
 	libtap-parser-sourcehandler-pgtap-perl
 	libipc-run-perl
 	pgbouncer
+	python3
+	bc
 	zlib1g-dev
 	gcc
 	make

@@ -12,6 +12,7 @@ OBJS = \
 	src/catalog.o \
 	src/check.o \
 	src/dbrole.o \
+	src/dropguard.o \
 	src/guard.o \
 	src/guc.o \
 	src/identity.o \

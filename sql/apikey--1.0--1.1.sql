@@ -439,3 +439,20 @@ CREATE EVENT TRIGGER apikey_schema_guard ON ddl_command_end
 	EXECUTE FUNCTION apikey.schema_guard();
 COMMENT ON EVENT TRIGGER apikey_schema_guard IS
 	'keeps the schema of apikey named apikey and owned by its superuser';
+
+/*
+ * apikey.drop_guard(): dropping apikey deletes every key and the audit
+ * history; while keys exist it takes SET apikey.allow_drop = on first.
+ */
+CREATE FUNCTION apikey.drop_guard()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'apikey_drop_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.drop_guard() IS
+	'event trigger: refuses DROP EXTENSION apikey, DROP SCHEMA of its schema and DROP OWNED BY its owner while keys exist, unless apikey.allow_drop is on';
+REVOKE ALL ON FUNCTION apikey.drop_guard() FROM PUBLIC;
+CREATE EVENT TRIGGER apikey_drop_guard ON ddl_command_start
+	WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED')
+	EXECUTE FUNCTION apikey.drop_guard();
+COMMENT ON EVENT TRIGGER apikey_drop_guard IS
+	'losing every key takes a deliberate step: SET apikey.allow_drop = on';

@@ -372,7 +372,12 @@ SELECT v.code FROM apikey.apikey_verify(:'tx') v;
 -- finds the new table (old keys are gone with the old one)
 --
 SELECT v.code FROM apikey.apikey_verify(:'k') v;
+-- losing every key takes a deliberate step
 DROP EXTENSION apikey;
+DROP SCHEMA apikey CASCADE;
+SET apikey.allow_drop = on;
+DROP EXTENSION apikey;
+RESET apikey.allow_drop;
 CREATE EXTENSION apikey;
 SELECT v.code, num_nulls(v.key_id, v.name) AS null_fields FROM apikey.apikey_verify(:'k') v;
 SELECT key_id AS new_id, key AS new_key FROM apikey.apikey_create('after recreate', '{jobs:read}') \gset
@@ -381,6 +386,7 @@ SELECT v.code, v.key_id = :new_id AS key_id_ok, v.name
 SELECT v.code FROM apikey.apikey_verify(:'k') v;
 -- the same inside one transaction, rolled back: the previous table is back
 BEGIN;
+SET LOCAL apikey.allow_drop = on;
 DROP EXTENSION apikey;
 CREATE EXTENSION apikey;
 SELECT key AS tmp_key FROM apikey.apikey_create('rolled back', '{}') \gset

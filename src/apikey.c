@@ -38,6 +38,7 @@ _PG_init(void)
 	apikey_catalog_init();
 	apikey_actor_init();
 	apikey_utility_init();
+	apikey_dropguard_init();
 	/* after every module defined its settings: no other apikey.* names */
 	MarkGUCPrefixReserved("apikey");
 }

@@ -24,6 +24,7 @@
  *	guard.c		the trigger keeping hashes, grace periods and key creation to
  *				apikey_create and apikey_rotate
  *	utility.c	the ProcessUtility hook refusing tenant-wide LOCK TABLE
+ *	dropguard.c	the event trigger refusing to drop the extension with its keys
  *	tracker.c	shared memory: usage, token buckets, the verification log
  *	worker.c	the background worker writing usage and the log
  *	keyformat.c	pure C key format (see keyformat.h)
@@ -94,6 +95,9 @@ extern void apikey_postgrest_init(void);
 
 /* utility.c */
 extern void apikey_utility_init(void);
+
+/* dropguard.c */
+extern void apikey_dropguard_init(void);
 
 /* guc.c */
 extern char *apikey_default_prefix;

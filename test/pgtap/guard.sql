@@ -5,7 +5,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(17);
+SELECT plan(23);
 
 CREATE ROLE pt_guard_writer NOLOGIN IN ROLE pg_write_all_data, pg_read_all_data, apikey_admin;
 SELECT key_id AS id FROM apikey.apikey_create('pt guard', '{jobs:read}') \gset
@@ -65,6 +65,19 @@ SELECT throws_ok('LOCK TABLE apikey.keys IN ACCESS EXCLUSIVE MODE', '42501',
 	'a manager cannot take a lock that would stop every verification');
 SELECT lives_ok('LOCK TABLE apikey.keys IN ROW EXCLUSIVE MODE', 'the lock its own UPDATEs take is allowed');
 RESET ROLE;
+
+-- losing every key takes a deliberate step
+SELECT throws_ok('DROP EXTENSION apikey', '2BP01', NULL, 'DROP EXTENSION apikey is refused while keys exist');
+SELECT throws_ok('DROP SCHEMA apikey CASCADE', '2BP01', NULL, 'so is DROP SCHEMA apikey CASCADE');
+SELECT throws_ok(format('DROP OWNED BY %I CASCADE', (SELECT extowner::regrole::text FROM pg_extension WHERE extname = 'apikey')),
+	'2BP01', NULL, 'and DROP OWNED BY the extension''s owner');
+CREATE SCHEMA pt_guard_other;
+SELECT lives_ok('DROP SCHEMA pt_guard_other', 'other schemas drop as usual');
+SET ROLE pt_guard_mgr;
+SELECT throws_ok('SET apikey.allow_drop = on', '42501', NULL, 'only a superuser may allow it');
+RESET ROLE;
+SET LOCAL apikey.allow_drop = on;
+SELECT lives_ok('DROP EXTENSION apikey', 'with apikey.allow_drop = on the extension drops (rolled back here)');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -59,7 +59,8 @@ SELECT is(pg_get_function_arguments('apikey.has_scope'::regproc), 'scope text', 
 -- settings: who may set what (4)
 ------------------------------------------------------------------------
 SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LIKE 'apikey.%' ORDER BY name$$,
-	$$VALUES ('apikey.client_addr_header'::text, 'superuser'::text, ''::text),
+	$$VALUES ('apikey.allow_drop'::text, 'superuser'::text, 'off'::text),
+			 ('apikey.client_addr_header', 'superuser', ''),
 			 ('apikey.default_prefix', 'user', 'ak'),
 			 ('apikey.flush_interval', 'sighup', '1000'),
 			 ('apikey.header', 'superuser', 'x-api-key'),

@@ -38,6 +38,12 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Export only what PostgreSQL calls (the V1 functions, the magic block,
+# _PG_init, the worker's entry point); the key format and scope matcher
+# stay internal and can never collide with another library's symbols.
+override CPPFLAGS += -DPGDLLEXPORT='__attribute__((visibility("default")))'
+override CFLAGS += -fvisibility=hidden
+
 .PHONY: unit
 unit:
 	$(MAKE) -C test/unit check

@@ -24,7 +24,7 @@
 static Oid	acting_caller = InvalidOid;
 static Oid	acting_owner = InvalidOid;
 
-PG_FUNCTION_INFO_V1(apikey_acting_role);
+APIKEY_SQL_FUNCTION(apikey_acting_role);
 
 static void
 forget(void)

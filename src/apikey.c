@@ -17,7 +17,7 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+PGDLLEXPORT void _PG_init(void);
 
 /* true when loaded by shared_preload_libraries (shared memory available) */
 bool		apikey_loaded_at_startup = false;

@@ -56,6 +56,15 @@
 #define APIKEY_PREFIX_RULE \
 	"A prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit."
 
+/*
+ * APIKEY_SQL_FUNCTION(name): PG_FUNCTION_INFO_V1 plus the export that the
+ * library's hidden default visibility needs (PostgreSQL 15's macro marks
+ * only the info record, not the function).
+ */
+#define APIKEY_SQL_FUNCTION(name) \
+	PG_FUNCTION_INFO_V1(name); \
+	extern PGDLLEXPORT Datum name(PG_FUNCTION_ARGS)
+
 /* at most this many scopes per key, and per verify call */
 #define APIKEY_MAX_SCOPES 64
 

@@ -27,7 +27,7 @@
 
 #include "apikey.h"
 
-PG_FUNCTION_INFO_V1(apikey_keys_audit);
+APIKEY_SQL_FUNCTION(apikey_keys_audit);
 
 /*
  * apikey_keys_audit: trigger function, AFTER INSERT OR UPDATE OR DELETE

@@ -39,7 +39,7 @@
 
 #include "apikey.h"
 
-PG_FUNCTION_INFO_V1(apikey_db_role_guard);
+APIKEY_SQL_FUNCTION(apikey_db_role_guard);
 
 /* roles a key's db_role may neither be nor belong to */
 static const char *const forbidden_roles[] = {

@@ -31,7 +31,7 @@
 
 #include "apikey.h"
 
-PG_FUNCTION_INFO_V1(apikey_drop_guard);
+APIKEY_SQL_FUNCTION(apikey_drop_guard);
 
 static bool allow_drop = false;
 

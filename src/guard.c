@@ -28,7 +28,7 @@
 
 #include "apikey.h"
 
-PG_FUNCTION_INFO_V1(apikey_keys_guard);
+APIKEY_SQL_FUNCTION(apikey_keys_guard);
 
 /* columns that only apikey_rotate changes, and those nothing changes */
 static const char *const rotate_only[] = {

@@ -49,9 +49,9 @@
 #include "apikey.h"
 #include "scope.h"
 
-PG_FUNCTION_INFO_V1(apikey_current_key_id);
-PG_FUNCTION_INFO_V1(apikey_current_owner);
-PG_FUNCTION_INFO_V1(apikey_has_scope);
+APIKEY_SQL_FUNCTION(apikey_current_key_id);
+APIKEY_SQL_FUNCTION(apikey_current_owner);
+APIKEY_SQL_FUNCTION(apikey_has_scope);
 
 /* the settings' string values (owned by guc.c) */
 static char *key_id_setting = NULL;

@@ -40,13 +40,13 @@
 #define META_MAX_BYTES		8192
 #define MAX_GRACE_DAYS		7
 
-PG_FUNCTION_INFO_V1(apikey_create);
-PG_FUNCTION_INFO_V1(apikey_rotate);
-PG_FUNCTION_INFO_V1(apikey_scopes_valid);
-PG_FUNCTION_INFO_V1(apikey_name_valid);
-PG_FUNCTION_INFO_V1(apikey_resources_valid);
-PG_FUNCTION_INFO_V1(apikey_refuse_rate_limit);
-PG_FUNCTION_INFO_V1(apikey_rate_limit_guard);
+APIKEY_SQL_FUNCTION(apikey_create);
+APIKEY_SQL_FUNCTION(apikey_rotate);
+APIKEY_SQL_FUNCTION(apikey_scopes_valid);
+APIKEY_SQL_FUNCTION(apikey_name_valid);
+APIKEY_SQL_FUNCTION(apikey_resources_valid);
+APIKEY_SQL_FUNCTION(apikey_refuse_rate_limit);
+APIKEY_SQL_FUNCTION(apikey_rate_limit_guard);
 
 /* A freshly minted key and what is stored of it. */
 typedef struct Minted

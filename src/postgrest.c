@@ -54,7 +54,7 @@
 #include "apikey.h"
 #include "scope.h"
 
-PG_FUNCTION_INFO_V1(apikey_postgrest_pre_request);
+APIKEY_SQL_FUNCTION(apikey_postgrest_pre_request);
 
 typedef enum
 {

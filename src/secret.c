@@ -15,7 +15,7 @@
 
 #include "apikey.h"
 
-PG_FUNCTION_INFO_V1(apikey_hash_prefix);
+APIKEY_SQL_FUNCTION(apikey_hash_prefix);
 
 /* Random bytes per attempt; rejection sampling needs ~33 for 32 chars. */
 #define MINT_RANDOM_BYTES	96

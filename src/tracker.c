@@ -855,7 +855,7 @@ apikey_tracker_server_stats(ApikeyServerStats *s)
  * keys (the view apikey.stats joins them to apikey.keys, whose row-level
  * security then shows a manager only its own).
  */
-PG_FUNCTION_INFO_V1(apikey_key_stats);
+APIKEY_SQL_FUNCTION(apikey_key_stats);
 
 static void
 put_key_stats(void *arg, const ApikeyKeyStats *k)
@@ -890,7 +890,7 @@ apikey_key_stats(PG_FUNCTION_ARGS)
  * row, for superusers and members of apikey_admin only (none otherwise,
  * and none without shared memory).
  */
-PG_FUNCTION_INFO_V1(apikey_server_stats);
+APIKEY_SQL_FUNCTION(apikey_server_stats);
 
 Datum
 apikey_server_stats(PG_FUNCTION_ARGS)

@@ -21,7 +21,7 @@
 #define VERIFICATION_NATTS 12
 #define VERIFICATION_NATTS_1_0 11
 
-PG_FUNCTION_INFO_V1(apikey_verify);
+APIKEY_SQL_FUNCTION(apikey_verify);
 
 /*
  * result_desc: apikey.verification's descriptor, cached for this call site.

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# packaging.sh: the packaging conventions hold.  One version (control file,
+# META.json, the Makefile reads the control file), every install and update
+# script installed by PGXS's DATA, a LICENSE, META.json valid, and the
+# shared library exporting exactly what PostgreSQL calls: every C symbol
+# the SQL scripts name, and none of the pure-C modules' internals.
+# TAP output; needs a built tree (scripts/test.sh builds first).
+set -u
+REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+cd "$REPO_ROOT" || exit 1
+. test/shell/tap.inc
+
+control=$(sed -n "s/^default_version *= *'\([^']*\)'/\1/p" apikey.control)
+meta=$(python3 -c "import json; m = json.load(open('META.json')); print(m['version'], m['provides']['apikey']['version'], m['provides']['apikey']['file'])")
+ok "$meta" "$control.0 $control.0 sql/apikey--$control.sql" "META.json's versions and file follow the control file ($control)"
+ok "$(make -s --eval 'print-version: ; @echo $(EXTVERSION)' print-version 2>/dev/null)" "$control" "the Makefile reads its version from the control file"
+ok "$(ls sql/apikey--*.sql | sort | tr '\n' ' ')" \
+	"$(make -s -n install 2>/dev/null | grep -o 'sql/apikey--[^ ]*\.sql' | sort -u | tr '\n' ' ')" \
+	"make install installs every install and update script"
+ok "$(ls sql/apikey--"$control".sql 2>/dev/null)" "sql/apikey--$control.sql" "a full install script of the default version exists"
+ok "$(grep -c 'Permission to use, copy, modify, and distribute' LICENSE)" "1" "LICENSE holds the PostgreSQL licence text"
+
+exported=$(nm -D --defined-only apikey.so | awk '{print $3}' | sort)
+needed=$(grep -ho "'MODULE_PATHNAME', '[a-z_]*'" sql/apikey--*.sql | sed "s/.*, '\(.*\)'/\1/" | sort -u)
+missing=$(comm -13 <(echo "$exported") <(echo "$needed") | tr '\n' ' ')
+ok "$missing" "" "every C function the SQL scripts name is exported"
+ok "$(echo "$exported" | grep -cE '^(kf_|scope_|apikey_(tracker|catalog|actor|identity|secret|check|request|extension)_|apikey_db_role_(refusal|validate))')" "0" \
+	"no internal symbol (key format, scope matcher, module helpers) is exported"
+ok "$(echo "$exported" | grep -cxE 'Pg_magic_func|_PG_init|apikey_worker_main')" "3" "the magic block, _PG_init and the worker's entry point are"
+tap_done

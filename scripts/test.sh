@@ -58,6 +58,7 @@ apikey_build_install || { echo "build failed"; echo "0 passed, 1 failed"; exit 1
 echo "== unit tests (no server)"
 run_tap unit make -s -C test/unit check
 run_tap fuzz make -s -C test/unit fuzz-smoke
+run_tap libfuzzer bash test/unit/fuzz-run.sh
 
 echo "== starting a throwaway cluster"
 cluster_start || { echo "0 passed, 1 failed"; exit 1; }

@@ -443,11 +443,20 @@ apikey_tracker_active(void)
 	return shared != NULL && keys != NULL;
 }
 
+/*
+ * interval_us: a rate window in microseconds, months as 30 days; saturates
+ * instead of overflowing, so a huge window means "hardly ever refills",
+ * never a negative (unlimited) one.
+ */
 static int64
 interval_us(const Interval *iv)
 {
-	return iv->time + (int64) iv->day * USECS_PER_DAY +
-		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	double		us = (double) iv->time + (double) iv->day * USECS_PER_DAY +
+		(double) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+	if (us >= (double) (PG_INT64_MAX / 2))
+		return PG_INT64_MAX / 2;
+	return (int64) us;
 }
 
 /*
@@ -576,8 +585,10 @@ apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
 			e->tokens -= 1.0;
 		else
 		{
+			double		wait = ceil((1.0 - e->tokens) * window_us / rate_limit);
+
 			ok = false;
-			*retry_us = (int64) ceil((1.0 - e->tokens) * window_us / rate_limit);
+			*retry_us = wait >= (double) (PG_INT64_MAX / 2) ? PG_INT64_MAX / 2 : (int64) wait;
 		}
 	}
 	else

@@ -99,6 +99,11 @@ ok($retry > 60 && $retry <= 72, "retry_after is when the next token is back (360
 is($node->safe_psql('postgres', "SELECT rate_limit || ' ' || (bucket_tokens < 1) FROM apikey.stats WHERE name = 'limited'"),
 	'50 true', 'apikey.stats shows the bucket');
 
+# a window too long to count in microseconds saturates: it is no way around the limit
+my $huge = key_of("apikey.apikey_create('huge window', '{}', rate_limit => 1, rate_window => '1000000 years')");
+is($node->safe_psql('postgres', "SELECT string_agg((apikey.apikey_verify('$huge')).code, ' ') FROM generate_series(1, 3)"),
+	'VALID RATE_LIMITED RATE_LIMITED', 'a rate window of a million years still limits');
+
 # 8. refill within the SPEC's bound: over T, at most rate_limit * (1 + T / rate_window)
 my $fast = key_of("apikey.apikey_create('fast', '{}', rate_limit => 10, rate_window => '1 second')");
 create_burst($node);

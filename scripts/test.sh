@@ -61,7 +61,10 @@ run_tap fuzz make -s -C test/unit fuzz-smoke
 run_tap libfuzzer bash test/unit/fuzz-run.sh
 
 echo "== starting a throwaway cluster"
-cluster_start || { echo "0 passed, 1 failed"; exit 1; }
+# everything logged, statement texts (the callers' SQL) not: leak_scan.sh
+# reads this log at the end
+cluster_start "log_min_messages = debug5" "log_error_verbosity = verbose" \
+	"log_min_error_statement = panic" || { echo "0 passed, 1 failed"; exit 1; }
 
 # count_regress NAME LOG STATUS: pg_regress ends with "All N tests passed."
 # or "M of N tests failed."
@@ -107,6 +110,7 @@ tail -n 4 "$LOGDIR/pgtap.log"
 
 for f in test/shell/*.sh; do
 	[ -e "$f" ] || continue
+	[ "$f" = test/shell/leak_scan.sh ] && continue	# runs last
 	echo "== $(basename "$f")"
 	run_tap "$(basename "$f" .sh)" bash "$f"
 done
@@ -122,6 +126,10 @@ echo "== PostgREST replay (test/postgrest)"
 run_tap postgrest bash test/postgrest/run.sh
 echo "== Node.js example backend (examples/node)"
 run_tap node_example bash examples/node/test/run.sh
+
+# last: nothing the suites made the server log or show may hold a key
+echo "== leak scan"
+CLUSTER_LOG=$CLUSTER_LOG run_tap leak_scan bash test/shell/leak_scan.sh
 
 cluster_stop
 echo

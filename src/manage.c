@@ -211,6 +211,7 @@ bad_scope(Datum *elems, bool *nulls, int n)
 	{
 		text	   *t;
 
+		CHECK_FOR_INTERRUPTS();
 		if (nulls != NULL && nulls[i])
 			return i + 1;
 		t = DatumGetTextPP(elems[i]);
@@ -297,6 +298,7 @@ bad_resource(Datum *elems, bool *nulls, int n)
 	{
 		int			len;
 
+		CHECK_FOR_INTERRUPTS();
 		if (nulls != NULL && nulls[i])
 			return i + 1;
 		len = VARSIZE_ANY_EXHDR(DatumGetTextPP(elems[i]));

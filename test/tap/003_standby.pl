@@ -59,6 +59,11 @@ is(wait_for($primary, "SELECT string_agg(k.name, ',') FROM apikey.usage u JOIN a
 	'the primary writes only its own usage (lim, verified there)');
 ok(!$standby->log_contains(qr/ERROR|FATAL/), 'the standby logged no error');
 
+# the standby refuses writes, verification keeps working
+my ($ret, $out, $err) = $standby->psql('postgres', "SELECT * FROM apikey.apikey_create('nope', '{}')");
+like($err, qr/read-only transaction/, 'apikey_create is refused on the standby (read-only)');
+is(on_standby("SELECT (apikey.apikey_verify('ak_malformed')).code"), 'MALFORMED', 'a malformed key is MALFORMED there');
+
 # verification failures on the standby are counted, not written
 on_standby("SELECT apikey.apikey_verify('ak_nope')");
 is(on_standby("SELECT (verifications->>'MALFORMED')::int >= 1 AND queue_depth >= 1 FROM apikey.stats WHERE scope = 'server'"), 't',

@@ -358,14 +358,20 @@ AS 'MODULE_PATHNAME', 'apikey_name_valid'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.name_valid(text) IS
 	'true if a key name has 1 to 256 characters and not only white space or invisible ones (the CHECK on apikey.keys.name)';
+CREATE FUNCTION apikey.meta_valid(meta jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_meta_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.meta_valid(jsonb) IS
+	'true if meta is a JSON object of at most 8 kB uncompressed (the CHECK on apikey.keys.meta)';
 CREATE FUNCTION apikey.resources_valid(resources text[])
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'apikey_resources_valid'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.resources_valid(text[]) IS
 	'true if resources is a one-dimensional list of 1 to 256 ids of 1 to 256 bytes (the CHECK on apikey.keys.resources)';
-REVOKE ALL ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[])
+REVOKE ALL ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]), apikey.meta_valid(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]), apikey.meta_valid(jsonb)
 	TO apikey_manager, apikey_admin;
 ALTER TABLE apikey.keys
 	DROP CONSTRAINT keys_name_check,
@@ -378,8 +384,7 @@ ALTER TABLE apikey.keys
 			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.>) 0
 			   AND pg_catalog.cardinality(allowed_cidrs) OPERATOR(pg_catalog.<=) 64
 			   AND pg_catalog.array_position(allowed_cidrs, NULL) IS NULL),
-	ADD CONSTRAINT keys_meta_check CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'
-			   AND pg_catalog.pg_column_size(meta) OPERATOR(pg_catalog.<=) 8192);
+	ADD CONSTRAINT keys_meta_check CHECK (apikey.meta_valid(meta));
 COMMENT ON COLUMN apikey.keys.name IS 'human-readable name, 1 to 256 characters, not only white space or invisible ones';
 COMMENT ON COLUMN apikey.keys.resources IS 'resource ids the key is bound to (at most 256, of at most 256 bytes); NULL: all resources';
 COMMENT ON COLUMN apikey.keys.allowed_cidrs IS 'client networks the key may be used from (at most 64); NULL: any';
@@ -456,3 +461,16 @@ CREATE EVENT TRIGGER apikey_drop_guard ON ddl_command_start
 	EXECUTE FUNCTION apikey.drop_guard();
 COMMENT ON EVENT TRIGGER apikey_drop_guard IS
 	'losing every key takes a deliberate step: SET apikey.allow_drop = on';
+
+/*
+ * The guards hold in every replication role: session_replication_role =
+ * replica (which only superusers set, as data-only restores and
+ * replication workers do) must not switch them off.
+ */
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_guard;
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_audit;
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_db_role_guard;
+ALTER TABLE apikey.audit ENABLE ALWAYS TRIGGER audit_immutable;
+ALTER TABLE apikey.audit ENABLE ALWAYS TRIGGER audit_no_truncate;
+ALTER EVENT TRIGGER apikey_drop_guard ENABLE ALWAYS;
+ALTER EVENT TRIGGER apikey_schema_guard ENABLE ALWAYS;

@@ -66,6 +66,12 @@ AS 'MODULE_PATHNAME', 'apikey_name_valid'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION apikey.name_valid(text) IS
 	'true if a key name has 1 to 256 characters and not only white space or invisible ones (the CHECK on apikey.keys.name)';
+CREATE FUNCTION apikey.meta_valid(meta jsonb)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_meta_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.meta_valid(jsonb) IS
+	'true if meta is a JSON object of at most 8 kB uncompressed (the CHECK on apikey.keys.meta)';
 CREATE FUNCTION apikey.resources_valid(resources text[])
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'apikey_resources_valid'
@@ -112,8 +118,7 @@ CREATE TABLE apikey.keys (
 			   AND pg_catalog.array_position(allowed_cidrs, NULL) IS NULL),
 	meta			jsonb NOT NULL DEFAULT '{}'
 		CONSTRAINT keys_meta_check
-		CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'
-			   AND pg_catalog.pg_column_size(meta) OPERATOR(pg_catalog.<=) 8192),
+		CHECK (apikey.meta_valid(meta)),
 	enabled			boolean NOT NULL DEFAULT true,
 	expires_at		timestamptz,
 	rate_limit		integer
@@ -525,7 +530,7 @@ REVOKE ALL ON FUNCTION apikey.apikey_rotate(bigint, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.acting_role() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.scopes_valid(text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.hash_prefix(bytea) FROM PUBLIC;
-REVOKE ALL ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]), apikey.meta_valid(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.keys_audit_row(text, apikey.keys, apikey.keys) FROM PUBLIC;
 REVOKE ALL ON FUNCTION apikey.audit_immutable() FROM PUBLIC;
@@ -554,7 +559,7 @@ GRANT EXECUTE ON FUNCTION apikey.apikey_rotate(bigint, interval)
 -- whoever updates a key
 GRANT EXECUTE ON FUNCTION apikey.scopes_valid(text[]), apikey.hash_prefix(bytea)
 	TO apikey_manager, apikey_admin;
-GRANT EXECUTE ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[])
+GRANT EXECUTE ON FUNCTION apikey.name_valid(text), apikey.resources_valid(text[]), apikey.meta_valid(jsonb)
 	TO apikey_manager, apikey_admin;
 GRANT EXECUTE ON FUNCTION apikey.postgrest_pre_request(), apikey.current_key_id(),
 	apikey.current_owner(), apikey.has_scope(text)
@@ -778,3 +783,16 @@ CREATE EVENT TRIGGER apikey_drop_guard ON ddl_command_start
 	EXECUTE FUNCTION apikey.drop_guard();
 COMMENT ON EVENT TRIGGER apikey_drop_guard IS
 	'losing every key takes a deliberate step: SET apikey.allow_drop = on';
+
+/*
+ * The guards hold in every replication role: session_replication_role =
+ * replica (which only superusers set, as data-only restores and
+ * replication workers do) must not switch them off.
+ */
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_guard;
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_audit;
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_db_role_guard;
+ALTER TABLE apikey.audit ENABLE ALWAYS TRIGGER audit_immutable;
+ALTER TABLE apikey.audit ENABLE ALWAYS TRIGGER audit_no_truncate;
+ALTER EVENT TRIGGER apikey_drop_guard ENABLE ALWAYS;
+ALTER EVENT TRIGGER apikey_schema_guard ENABLE ALWAYS;

@@ -48,6 +48,9 @@ UPDATE apikey.keys SET allowed_cidrs = (SELECT array_agg(('10.0.' || g || '.0/24
 -- meta: at most 8 kB
 SELECT * FROM apikey.apikey_create('m', '{}', meta => jsonb_build_object('x', repeat('x', 9000)));
 UPDATE apikey.keys SET meta = jsonb_build_object('x', repeat('x', 9000)) WHERE id = :id;
+-- measured uncompressed: a value that compresses well is no way around it
+UPDATE apikey.keys SET meta = jsonb_build_object('x', repeat('x', 2000000)) WHERE id = :id;
+SELECT apikey.meta_valid(jsonb_build_object('x', repeat('x', 9000))), apikey.meta_valid('[]');
 UPDATE apikey.keys SET meta = jsonb_build_object('x', repeat('x', 8000)) WHERE id = :id;
 
 -- verify: at most 64 required scopes, refused before they are read

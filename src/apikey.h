@@ -141,6 +141,7 @@ typedef struct ApikeyCatalog
 extern void apikey_catalog_init(void);
 extern const ApikeyCatalog *apikey_catalog_lock(LOCKMODE lockmode);
 extern Oid	apikey_extension_schema(void);
+extern Oid	apikey_extension_owner(void);
 
 /* secret.c */
 #define APIKEY_HASH_LEN 32

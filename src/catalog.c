@@ -96,28 +96,52 @@ column(TupleDesc desc, const char *name)
 }
 
 /*
- * apikey_extension_schema: pg_extension.extnamespace of apikey in this
- * database, or InvalidOid if it is not installed.
+ * extension_row: apikey's schema and owner, from its pg_extension row;
+ * InvalidOid for both if it is not installed in this database.
  */
-Oid
-apikey_extension_schema(void)
+static void
+extension_row(Oid *nsp, Oid *owner)
 {
 	Relation	rel;
 	ScanKeyData key;
 	SysScanDesc scan;
 	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
 
+	*nsp = *owner = InvalidOid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum("apikey"));
 	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	{
+		*nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
+}
+
+/* apikey_extension_schema: apikey's schema, or InvalidOid */
+Oid
+apikey_extension_schema(void)
+{
+	Oid			nsp;
+	Oid			owner;
+
+	extension_row(&nsp, &owner);
 	return nsp;
+}
+
+/* apikey_extension_owner: the role that installed apikey, or InvalidOid */
+Oid
+apikey_extension_owner(void)
+{
+	Oid			nsp;
+	Oid			owner;
+
+	extension_row(&nsp, &owner);
+	return owner;
 }
 
 /*

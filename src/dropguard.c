@@ -14,18 +14,12 @@
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "access/table.h"
-#include "access/genam.h"
-#include "access/stratnum.h"
-#include "catalog/pg_extension.h"
 #include "commands/event_trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
@@ -53,28 +47,6 @@ apikey_dropguard_init(void)
 							 NULL);
 }
 
-/* extension_owner: pg_extension.extowner of apikey, or InvalidOid */
-static Oid
-extension_owner(void)
-{
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			owner = InvalidOid;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum("apikey"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return owner;
-}
-
 /* drops_apikey: the statement would drop the extension */
 static bool
 drops_apikey(Node *stmt, Oid nsp)
@@ -99,7 +71,7 @@ drops_apikey(Node *stmt, Oid nsp)
 	}
 	else if (IsA(stmt, DropOwnedStmt))
 	{
-		Oid			owner = extension_owner();
+		Oid			owner = apikey_extension_owner();
 
 		foreach(lc, ((DropOwnedStmt *) stmt)->roles)
 			if (get_rolespec_oid(lfirst(lc), true) == owner)

@@ -45,6 +45,7 @@ APIKEY_SQL_FUNCTION(apikey_rotate);
 APIKEY_SQL_FUNCTION(apikey_scopes_valid);
 APIKEY_SQL_FUNCTION(apikey_name_valid);
 APIKEY_SQL_FUNCTION(apikey_resources_valid);
+APIKEY_SQL_FUNCTION(apikey_meta_valid);
 APIKEY_SQL_FUNCTION(apikey_refuse_rate_limit);
 APIKEY_SQL_FUNCTION(apikey_rate_limit_guard);
 
@@ -326,6 +327,19 @@ validate_resources(ArrayType *resources)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("resource %d is empty or too long", bad),
 				 errdetail("A resource id has 1 to %d bytes.", RESOURCE_MAX_BYTES)));
+}
+
+/*
+ * apikey_meta_valid(jsonb) returns boolean: the CHECK on apikey.keys.meta,
+ * a JSON object of at most META_MAX_BYTES, measured uncompressed (what
+ * every verification returns and every audit row copies).
+ */
+Datum
+apikey_meta_valid(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *meta = PG_GETARG_JSONB_P(0);
+
+	PG_RETURN_BOOL(JB_ROOT_IS_OBJECT(meta) && VARSIZE(meta) <= META_MAX_BYTES);
 }
 
 /*

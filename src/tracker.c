@@ -43,7 +43,10 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "utils/acl.h"
@@ -466,7 +469,7 @@ interval_us(const Interval *iv)
  * partition lock exclusively.
  */
 static TrackerEntry *
-find_entry(Oid dbid, int64 key_id, LWLock **lock)
+find_entry(Oid dbid, int64 key_id, bool limited, LWLock **lock)
 {
 	TrackerKey	k;
 	uint32		hash;
@@ -485,8 +488,13 @@ find_entry(Oid dbid, int64 key_id, LWLock **lock)
 		return e;
 	LWLockRelease(*lock);
 
-	/* a full table: do not queue for the exclusive lock just to fail */
-	if (hash_get_num_entries(keys) >= apikey_max_tracked_keys)
+	/*
+	 * A full table: do not queue for the exclusive lock just to fail.  The
+	 * last quarter is kept for keys with a rate limit, which fail closed
+	 * without an entry: keys without one cannot crowd them out.
+	 */
+	if (hash_get_num_entries(keys) >=
+		(limited ? apikey_max_tracked_keys : apikey_max_tracked_keys / 4 * 3))
 		return NULL;
 
 	LWLockAcquire(*lock, LW_EXCLUSIVE);
@@ -544,7 +552,7 @@ apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
 	bool		ok = true;
 
 	*retry_us = 0;
-	e = find_entry(MyDatabaseId, key_id, &lock);
+	e = find_entry(MyDatabaseId, key_id, limited, &lock);
 	if (e == NULL)
 	{
 		pg_atomic_fetch_add_u64(&shared->untracked, 1);
@@ -598,6 +606,7 @@ apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
 		e->pending_uses++;
 		e->last_used_at = now;
 	}
+	e->idle_flushes = 0;
 	SpinLockRelease(&e->mutex);
 	LWLockRelease(lock);
 
@@ -618,7 +627,12 @@ apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry)
 	if (entry == NULL)
 		return;
 	LWLockAcquire(&locks[TRACKER_PARTITIONS].lock, LW_EXCLUSIVE);
-	if (shared->count < apikey_queue_size)
+	/*
+	 * Outcomes that name no key (MALFORMED, NOT_FOUND: anyone can make
+	 * them, for free) fill at most half the queue, so a flood of them
+	 * cannot push out the failures of real keys.
+	 */
+	if (shared->count < (entry->key_id == 0 ? apikey_queue_size / 2 : apikey_queue_size))
 	{
 		shared->slots[(shared->head + shared->count) % apikey_queue_size] = *entry;
 		shared->count++;
@@ -704,10 +718,12 @@ apikey_tracker_take_dirty(void)
 
 /*
  * forget_idle: remove the entries that hold nothing worth keeping: unused
- * for IDLE_FLUSHES flushes, nothing pending, no bucket that is not full.
+ * for IDLE_FLUSHES flushes, no bucket that is not full, and nothing
+ * pending that the worker could still write (usage of other databases than
+ * its own never is).
  */
 static void
-forget_idle(void)
+forget_idle(Oid dbid)
 {
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
@@ -723,7 +739,8 @@ forget_idle(void)
 
 		SpinLockAcquire(&e->mutex);
 		refill(e, now);
-		idle = e->idle_flushes >= IDLE_FLUSHES && e->pending_uses == 0 &&
+		idle = e->idle_flushes >= IDLE_FLUSHES &&
+			(e->pending_uses == 0 || e->key.dbid != dbid) &&
 			(e->rate_limit == 0 || e->tokens >= e->rate_limit);
 		SpinLockRelease(&e->mutex);
 		if (idle)
@@ -763,9 +780,9 @@ apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out)
 			n++;
 			e->pending_uses = 0;
 			e->last_used_at = 0;
-			e->idle_flushes = 0;
 		}
-		else if (e->idle_flushes < IDLE_FLUSHES)
+		/* a verification resets it: flushes since the last use */
+		if (e->idle_flushes < IDLE_FLUSHES)
 			e->idle_flushes++;
 		SpinLockRelease(&e->mutex);
 	}
@@ -773,7 +790,7 @@ apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out)
 		LWLockRelease(&locks[i].lock);
 
 	if (hash_get_num_entries(keys) > apikey_max_tracked_keys / 2)
-		forget_idle();
+		forget_idle(dbid);
 	return n;
 }
 
@@ -863,17 +880,38 @@ apikey_tracker_server_stats(ApikeyServerStats *s)
 /*
  * apikey.key_stats() returns setof (key_id, unflushed_uses, last_used_at,
  * rate_limit, bucket_tokens): the live figures of this database's tracked
- * keys (the view apikey.stats joins them to apikey.keys, whose row-level
- * security then shows a manager only its own).
+ * keys: all of them for superusers and apikey_admin, otherwise those of
+ * the keys the caller can see in apikey.keys (row-level security: a
+ * manager's own), whether it is called directly or through apikey.stats.
  */
 APIKEY_SQL_FUNCTION(apikey_key_stats);
+
+typedef struct KeyStatsOut
+{
+	ReturnSetInfo *rsinfo;
+	int64	   *visible;		/* sorted ids the caller may see; NULL: all */
+	int			nvisible;
+} KeyStatsOut;
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
 
 static void
 put_key_stats(void *arg, const ApikeyKeyStats *k)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) arg;
+	KeyStatsOut *out = (KeyStatsOut *) arg;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
+
+	if (out->visible != NULL &&
+		bsearch(&k->key_id, out->visible, out->nvisible, sizeof(int64), cmp_int64) == NULL)
+		return;
 
 	values[0] = Int64GetDatum(k->key_id);
 	values[1] = Int64GetDatum(k->pending_uses);
@@ -883,15 +921,60 @@ put_key_stats(void *arg, const ApikeyKeyStats *k)
 	nulls[3] = k->rate_limit == 0;
 	values[4] = Float8GetDatum(k->tokens);
 	nulls[4] = k->rate_limit == 0;
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+}
+
+/* is_admin: superusers and members of apikey_admin see every key's figures */
+static bool
+is_admin(void)
+{
+	Oid			admin = get_role_oid("apikey_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+/*
+ * visible_keys: the ids of the keys the caller can read in apikey.keys,
+ * sorted (a query as the caller: row-level security decides).
+ */
+static int64 *
+visible_keys(int *n)
+{
+	int64	   *ids;
+	uint64		i;
+	Oid			nsp = apikey_extension_schema();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT id FROM %s.keys ORDER BY id",
+							 quote_identifier(get_namespace_name(nsp))), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the visible keys");
+	ids = MemoryContextAlloc(TopTransactionContext, sizeof(int64) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	*n = (int) SPI_processed;
+	SPI_finish();
+	return ids;
 }
 
 Datum
 apikey_key_stats(PG_FUNCTION_ARGS)
 {
+	KeyStatsOut out;
+
 	InitMaterializedSRF(fcinfo, 0);
-	if (apikey_tracker_active())
-		apikey_tracker_key_stats(MyDatabaseId, put_key_stats, fcinfo->resultinfo);
+	if (!apikey_tracker_active())
+		return (Datum) 0;
+	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	out.visible = NULL;
+	out.nvisible = 0;
+	if (!is_admin())
+		out.visible = visible_keys(&out.nvisible);
+	apikey_tracker_key_stats(MyDatabaseId, put_key_stats, &out);
 	return (Datum) 0;
 }
 
@@ -911,13 +994,11 @@ apikey_server_stats(PG_FUNCTION_ARGS)
 	StringInfoData codes;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
-	Oid			admin = get_role_oid("apikey_admin", true);
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (!apikey_tracker_active() ||
-		!(superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))))
+	if (!apikey_tracker_active() || !is_admin())
 		return (Datum) 0;
 
 	apikey_tracker_server_stats(&s);

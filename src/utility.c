@@ -2,11 +2,14 @@
  *
  * utility.c
  *	  A ProcessUtility hook that keeps one tenant from stopping every
- *	  other's verifications: LOCK TABLE of apikey's tables in a mode that
- *	  conflicts with what verification, apikey_create, apikey_rotate or the
- *	  worker take (stronger than ROW EXCLUSIVE) is refused to every role but
- *	  superusers.  Managers hold UPDATE and DELETE on apikey.keys (plain SQL
- *	  administration), which PostgreSQL counts as enough for any LOCK mode.
+ *	  other's verifications by locking apikey's tables: refused to every
+ *	  role but superusers are LOCK TABLE stronger than ROW EXCLUSIVE of
+ *	  apikey's tables or of views over them (managers hold UPDATE and
+ *	  DELETE on apikey.keys for plain SQL administration, which PostgreSQL
+ *	  counts as enough for any LOCK mode, also through a view they own), and,
+ *	  to anyone but the table's owner, CREATE RULE, CREATE TRIGGER and
+ *	  foreign keys on them, which lock the table before PostgreSQL checks
+ *	  who is asking.
  *
  *	  The hook is installed in every backend that loads the library: in
  *	  all of them with shared_preload_libraries (or session_preload_
@@ -16,7 +19,17 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_rewrite.h"
+#include "rewrite/rewriteSupport.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/lockdefs.h"
@@ -28,32 +41,156 @@
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*
- * check_lock: refuse LOCK TABLE ... IN a mode stronger than ROW EXCLUSIVE
- * on a relation of apikey's schema, unless the user is a superuser.
+ * apikey_relation: relid is one of apikey's relations (in its schema), or a
+ * view that reads one, directly or through other views.  depth bounds the
+ * walk through views.
  */
-static void
-check_lock(LockStmt *stmt)
+static bool
+apikey_relation(Oid relid, Oid nsp, int depth)
 {
-	Oid			nsp;
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(relid))
+		return false;
+	if (get_rel_namespace(relid) == nsp)
+		return true;
+	if (get_rel_relkind(relid) != RELKIND_VIEW || depth > 16)
+		return false;
+
+	/* a view: what its rewrite rule depends on */
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(RewriteRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber,
+				F_OIDEQ, ObjectIdGetDatum(get_rewrite_oid(relid, ViewSelectRuleName, true)));
+	scan = systable_beginscan(rel, DependDependerIndexId, true, NULL, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend d = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (d->refclassid == RelationRelationId && d->refobjid != relid)
+			found = apikey_relation(d->refobjid, nsp, depth + 1);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/* refuse: the statement would take a lock that stops every tenant */
+static void
+refuse(const char *what, Oid relid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s on %s is reserved to its owner and superusers", what,
+					get_rel_name(relid)),
+			 errdetail("It takes a lock on one of apikey's tables that would stop every other tenant's keys from verifying."),
+			 errhint("Lock the rows you change instead (SELECT ... FOR UPDATE).")));
+}
+
+/*
+ * target: the relation rv names, if it is (or reads) one of apikey's
+ * relations and the current user does not own it; else InvalidOid.
+ * Looked up without a lock: the point is to refuse before PostgreSQL
+ * takes one (CREATE RULE, CREATE TRIGGER and a foreign key lock their
+ * table before they check who is asking).
+ */
+static Oid
+target(RangeVar *rv, Oid nsp)
+{
+	Oid			relid;
+
+	if (rv == NULL)
+		return InvalidOid;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (!apikey_relation(relid, nsp, 0) || pg_class_ownercheck(relid, GetUserId()))
+		return InvalidOid;
+	return relid;
+}
+
+/* check_constraints: a FOREIGN KEY referencing one of apikey's tables */
+static void
+check_constraints(List *constraints, Oid nsp)
+{
 	ListCell   *lc;
 
-	if (stmt->mode <= RowExclusiveLock || superuser())
+	foreach(lc, constraints)
+	{
+		Node	   *n = lfirst(lc);
+		Oid			relid;
+
+		if (IsA(n, Constraint) && ((Constraint *) n)->contype == CONSTR_FOREIGN &&
+			OidIsValid(relid = target(((Constraint *) n)->pktable, nsp)))
+			refuse("a foreign key", relid);
+	}
+}
+
+/*
+ * check_statement: refuse, to non-superusers, what would lock apikey's
+ * tables (or views over them) in a mode that stops verification, creation
+ * or rotation for everyone: LOCK TABLE stronger than ROW EXCLUSIVE, and
+ * CREATE RULE, CREATE TRIGGER or a foreign key on tables the user does not
+ * own.
+ */
+static void
+check_statement(Node *stmt)
+{
+	Oid			nsp;
+	Oid			relid;
+	ListCell   *lc;
+
+	if (!(IsA(stmt, LockStmt) || IsA(stmt, RuleStmt) || IsA(stmt, CreateTrigStmt) ||
+		  IsA(stmt, CreateStmt) || IsA(stmt, AlterTableStmt)) || superuser())
 		return;
 	nsp = apikey_extension_schema();
 	if (!OidIsValid(nsp))
 		return;
-	foreach(lc, stmt->relations)
-	{
-		RangeVar   *rv = lfirst_node(RangeVar, lc);
-		Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 
-		if (OidIsValid(relid) && get_rel_namespace(relid) == nsp)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("LOCK TABLE %s in a mode stronger than ROW EXCLUSIVE is reserved to superusers",
-							get_rel_name(relid)),
-					 errdetail("Such a lock would stop every other tenant's keys from verifying."),
-					 errhint("Lock the rows you change instead (SELECT ... FOR UPDATE).")));
+	switch (nodeTag(stmt))
+	{
+		case T_LockStmt:
+			if (((LockStmt *) stmt)->mode <= RowExclusiveLock)
+				break;
+			foreach(lc, ((LockStmt *) stmt)->relations)
+			{
+				relid = RangeVarGetRelid(lfirst_node(RangeVar, lc), NoLock, true);
+				if (apikey_relation(relid, nsp, 0))
+					refuse("LOCK TABLE in a mode stronger than ROW EXCLUSIVE", relid);
+			}
+			break;
+		case T_RuleStmt:
+			if (OidIsValid(relid = target(((RuleStmt *) stmt)->relation, nsp)))
+				refuse("CREATE RULE", relid);
+			break;
+		case T_CreateTrigStmt:
+			if (OidIsValid(relid = target(((CreateTrigStmt *) stmt)->relation, nsp)) ||
+				OidIsValid(relid = target(((CreateTrigStmt *) stmt)->constrrel, nsp)))
+				refuse("CREATE TRIGGER", relid);
+			break;
+		case T_CreateStmt:
+			check_constraints(((CreateStmt *) stmt)->constraints, nsp);
+			foreach(lc, ((CreateStmt *) stmt)->tableElts)
+				if (IsA(lfirst(lc), ColumnDef))
+					check_constraints(((ColumnDef *) lfirst(lc))->constraints, nsp);
+			break;
+		case T_AlterTableStmt:
+			foreach(lc, ((AlterTableStmt *) stmt)->cmds)
+			{
+				AlterTableCmd *cmd = lfirst_node(AlterTableCmd, lc);
+
+				if (cmd->subtype == AT_AddConstraint && cmd->def != NULL)
+					check_constraints(list_make1(cmd->def), nsp);
+				else if (cmd->subtype == AT_AddColumn && cmd->def != NULL &&
+						 IsA(cmd->def, ColumnDef))
+					check_constraints(((ColumnDef *) cmd->def)->constraints, nsp);
+			}
+			break;
+		default:
+			break;
 	}
 }
 
@@ -63,8 +200,7 @@ apikey_process_utility(PlannedStmt *pstmt, const char *queryString,
 					   ParamListInfo params, QueryEnvironment *queryEnv,
 					   DestReceiver *dest, QueryCompletion *qc)
 {
-	if (IsA(pstmt->utilityStmt, LockStmt))
-		check_lock((LockStmt *) pstmt->utilityStmt);
+	check_statement(pstmt->utilityStmt);
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,

@@ -5,7 +5,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(23);
+SELECT plan(26);
 
 CREATE ROLE pt_guard_writer NOLOGIN IN ROLE pg_write_all_data, pg_read_all_data, apikey_admin;
 SELECT key_id AS id FROM apikey.apikey_create('pt guard', '{jobs:read}') \gset
@@ -61,10 +61,21 @@ SELECT is(has_schema_privilege('pt_guard_writer', 'apikey', 'CREATE'), false, 's
 CREATE ROLE pt_guard_mgr NOLOGIN IN ROLE apikey_manager;
 SET ROLE pt_guard_mgr;
 SELECT throws_ok('LOCK TABLE apikey.keys IN ACCESS EXCLUSIVE MODE', '42501',
-	'LOCK TABLE keys in a mode stronger than ROW EXCLUSIVE is reserved to superusers',
+	'LOCK TABLE in a mode stronger than ROW EXCLUSIVE on keys is reserved to its owner and superusers',
 	'a manager cannot take a lock that would stop every verification');
 SELECT lives_ok('LOCK TABLE apikey.keys IN ROW EXCLUSIVE MODE', 'the lock its own UPDATEs take is allowed');
 RESET ROLE;
+
+-- the guards hold in replica mode too (data-only restores, replication workers)
+SET LOCAL session_replication_role = replica;
+SELECT throws_ok('DROP EXTENSION apikey', '2BP01', NULL, 'in replica mode DROP EXTENSION is still refused');
+UPDATE apikey.keys SET name = 'pt guard in replica mode' WHERE id = :other;
+SELECT is((SELECT detail -> 'new' ->> 'name' FROM apikey.audit WHERE key_id = :other ORDER BY id DESC LIMIT 1),
+	'pt guard in replica mode', 'and a change is still audited');
+SET LOCAL session_replication_role = origin;
+SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid IN ('apikey.keys'::regclass, 'apikey.audit'::regclass)
+			 AND tgname IN ('keys_guard', 'keys_audit', 'keys_db_role_guard', 'audit_immutable', 'audit_no_truncate')
+			 AND tgenabled = 'A'), 5, 'the guard and audit triggers fire ALWAYS');
 
 -- losing every key takes a deliberate step
 SELECT throws_ok('DROP EXTENSION apikey', '2BP01', NULL, 'DROP EXTENSION apikey is refused while keys exist');

@@ -124,7 +124,12 @@ usleep(300_000);
 is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE NOT (apikey.apikey_verify('ak_flood')).valid) FROM generate_series(1, 200)"),
 	'200', '200 failures answer at once with a queue of 64');
 my ($depth, $dropped) = split /\|/, $node->safe_psql('postgres', "SELECT queue_depth, dropped FROM apikey.stats WHERE scope = 'server'");
-ok($depth == 64 && $dropped >= 136, "the queue holds at most 64 ($depth), the rest is dropped and counted ($dropped)");
+ok($depth == 32 && $dropped >= 168, "outcomes that name no key fill half the queue (32 of 64: $depth), the rest is dropped and counted ($dropped)");
+my $gone2 = key_of("apikey.apikey_create('gone2', '{}')");
+$node->safe_psql('postgres', "UPDATE apikey.keys SET enabled = false WHERE name = 'gone2'");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$gone2') FROM generate_series(1, 5)");
+is($node->safe_psql('postgres', "SELECT queue_depth FROM apikey.stats WHERE scope = 'server'"), '37',
+	'so a flood of garbage cannot push out the failures of real keys');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.flush_interval; SELECT pg_reload_conf()");
 ok(wait_for($node, "SELECT queue_depth FROM apikey.stats WHERE scope = 'server'", '0', 15) eq '0', 'the worker drains the queue');
 ok($node->wait_for_log(qr/verification outcomes were not logged: the queue was full/), 'and logs how many were dropped');
@@ -135,6 +140,8 @@ my $mine = $node->safe_psql('postgres', "SET ROLE mgr; SELECT key FROM apikey.ap
 $node->safe_psql('postgres', "SELECT apikey.apikey_verify('$mine')");
 is($node->safe_psql('postgres', "SET ROLE mgr; SELECT string_agg(scope || ':' || coalesce(name, '-'), ',') FROM apikey.stats"),
 	'key:mine', 'a manager sees only its own keys in apikey.stats, and no server row');
+is($node->safe_psql('postgres', "SET ROLE mgr; SELECT count(*) FROM apikey.key_stats()"), '1',
+	'also when it calls apikey.key_stats() directly');
 is($node->safe_psql('postgres', "SELECT count(*) > 1 FROM apikey.stats WHERE scope = 'key'"), 't',
 	'an admin (superuser) sees every key');
 is($node->safe_psql('postgres', "SELECT (verifications->>'VALID')::int > 900 FROM apikey.stats WHERE scope = 'server'"), 't',
@@ -145,7 +152,7 @@ is($node->safe_psql('postgres', "SELECT (verifications->>'VALID')::int > 900 FRO
 # used apikey
 $node->safe_psql('postgres', "ALTER ROLE mgr LOGIN");
 my ($lret, $lout, $lerr) = $node->psql('postgres', "BEGIN; LOCK TABLE apikey.keys IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT", extra_params => [ '-U', 'mgr' ]);
-like($lerr, qr/reserved to superusers/, 'a fresh manager session cannot LOCK apikey.keys IN ACCESS EXCLUSIVE MODE');
+like($lerr, qr/reserved to its owner and superusers/, 'a fresh manager session cannot LOCK apikey.keys IN ACCESS EXCLUSIVE MODE');
 my $locker2 = $node->background_psql('postgres', extra_params => [ '-U', 'mgr' ]);
 $locker2->query_safe("BEGIN; LOCK TABLE apikey.keys IN ROW EXCLUSIVE MODE");
 my $t1 = time;
@@ -155,7 +162,34 @@ ok(time - $t1 < 1.5, 'without waiting');
 $locker2->query_safe("COMMIT");
 $locker2->quit;
 
-# 12. without shared_preload_libraries
+# 12. other lock routes: a view over apikey.keys, CREATE RULE, CREATE
+# TRIGGER and foreign keys lock the table before PostgreSQL checks who is
+# asking; all are refused to non-owners
+$node->safe_psql('postgres', "CREATE SCHEMA mgr_own AUTHORIZATION mgr; CREATE ROLE verifier_only LOGIN IN ROLE apikey_verifier");
+my @routes = (
+	[ 'mgr', 'CREATE VIEW mgr_own.v AS SELECT id FROM apikey.keys; LOCK mgr_own.v IN ACCESS EXCLUSIVE MODE', 'LOCK of a view over apikey.keys' ],
+	[ 'mgr', 'CREATE VIEW mgr_own.v1 AS SELECT id FROM apikey.keys; CREATE VIEW mgr_own.v2 AS SELECT * FROM mgr_own.v1; LOCK mgr_own.v2 IN ACCESS EXCLUSIVE MODE', 'LOCK of a view over a view over it' ],
+	[ 'verifier_only', 'CREATE RULE r AS ON INSERT TO apikey.keys DO INSTEAD NOTHING', 'CREATE RULE on apikey.keys, even by a verifier' ],
+	[ 'mgr', 'CREATE RULE r AS ON INSERT TO apikey.audit DO INSTEAD NOTHING', 'CREATE RULE on apikey.audit' ],
+	[ 'mgr', 'CREATE RULE r AS ON INSERT TO apikey.usage DO INSTEAD NOTHING', 'CREATE RULE on apikey.usage' ],
+	[ 'mgr', 'CREATE TRIGGER t BEFORE UPDATE ON apikey.keys FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()', 'CREATE TRIGGER on apikey.keys' ],
+	[ 'mgr', 'CREATE TABLE mgr_own.fk (k bigint REFERENCES apikey.keys (id))', 'a foreign key to apikey.keys in CREATE TABLE' ],
+	[ 'mgr', 'CREATE TABLE mgr_own.fk2 (k bigint); ALTER TABLE mgr_own.fk2 ADD FOREIGN KEY (k) REFERENCES apikey.keys (id)', 'and in ALTER TABLE' ]);
+for my $r (@routes)
+{
+	my ($who, $sql, $what) = @$r;
+	my ($rr, $ro, $re) = $node->psql('postgres', "BEGIN; $sql; ROLLBACK", extra_params => [ '-U', $who ]);
+	like($re, qr/reserved to its owner and superusers/, "refused: $what");
+}
+my $blocker = $node->background_psql('postgres', extra_params => [ '-U', 'mgr' ]);
+$blocker->query_safe("BEGIN; CREATE VIEW mgr_own.ok AS SELECT id FROM apikey.keys; LOCK mgr_own.ok IN ROW EXCLUSIVE MODE");
+$t1 = time;
+is($node->safe_psql('postgres', "SET statement_timeout = '2s'; SELECT (apikey.apikey_verify('$mine')).code"), 'VALID',
+	'a weak lock through a view is allowed, and verification goes on');
+$blocker->query_safe("ROLLBACK");
+$blocker->quit;
+
+# 13. without shared_preload_libraries
 my $plain = PostgreSQL::Test::Cluster->new('no_preload');
 $plain->init;
 $plain->start;

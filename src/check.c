@@ -377,7 +377,7 @@ evaluate(const ApikeyCatalog *cat, TupleTableSlot *slot,
 	{
 		int64		retry_us;
 
-		if (!apikey_tracker_use(res->key_id, isnull ? 0 : DatumGetInt32(d),
+		if (!apikey_tracker_use(cat->keys_relid, res->key_id, isnull ? 0 : DatumGetInt32(d),
 								res->rate_window_isnull ? NULL :
 								DatumGetIntervalP(res->rate_window),
 								&retry_us))

@@ -91,9 +91,15 @@ static const struct config_enum_entry log_options[] = {
 
 static int	log_verifications = LOG_FAILURES;
 
+/*
+ * A key is known by its database, the apikey.keys table it lives in (a
+ * DROP and CREATE EXTENSION makes a new table whose ids start over: its
+ * key 1 must not inherit the old key 1's bucket) and its id.
+ */
 typedef struct TrackerKey
 {
 	Oid			dbid;
+	Oid			relid;
 	int64		key_id;
 } TrackerKey;
 
@@ -133,7 +139,7 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 #define STATE_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/apikey.state"
-#define STATE_MAGIC		0x41504b31	/* "APK1" */
+#define STATE_MAGIC		0x41504b32	/* "APK2" */
 #define RUNNING_FILE	PG_STAT_TMP_DIR "/apikey.running"	/* not in base backups */
 
 
@@ -161,7 +167,8 @@ static uint32
 key_hash(const void *key, Size keysize)
 {
 	const TrackerKey *k = (const TrackerKey *) key;
-	uint64		h = ((uint64) k->key_id ^ ((uint64) k->dbid << 40)) * UINT64CONST(0x9E3779B97F4A7C15);
+	uint64		h = ((uint64) k->key_id ^ ((uint64) k->dbid << 40) ^ ((uint64) k->relid << 20)) *
+		UINT64CONST(0x9E3779B97F4A7C15);
 
 	return (uint32) (h >> 32) ^ (uint32) h;
 }
@@ -469,7 +476,7 @@ interval_us(const Interval *iv)
  * partition lock exclusively.
  */
 static TrackerEntry *
-find_entry(Oid dbid, int64 key_id, bool limited, LWLock **lock)
+find_entry(Oid dbid, Oid relid, int64 key_id, bool limited, LWLock **lock)
 {
 	TrackerKey	k;
 	uint32		hash;
@@ -478,6 +485,7 @@ find_entry(Oid dbid, int64 key_id, bool limited, LWLock **lock)
 
 	memset(&k, 0, sizeof(k));
 	k.dbid = dbid;
+	k.relid = relid;
 	k.key_id = key_id;
 	hash = get_hash_value(keys, &k);
 	*lock = &locks[hash % TRACKER_PARTITIONS].lock;
@@ -539,7 +547,7 @@ refill(TrackerEntry *e, TimestampTz now)
  * refused (retry in one refill period).
  */
 bool
-apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
+apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit, const Interval *window,
 				   int64 *retry_us)
 {
 	LWLock	   *lock;
@@ -552,7 +560,7 @@ apikey_tracker_use(int64 key_id, int32 rate_limit, const Interval *window,
 	bool		ok = true;
 
 	*retry_us = 0;
-	e = find_entry(MyDatabaseId, key_id, limited, &lock);
+	e = find_entry(MyDatabaseId, relid, key_id, limited, &lock);
 	if (e == NULL)
 	{
 		pg_atomic_fetch_add_u64(&shared->untracked, 1);
@@ -723,7 +731,7 @@ apikey_tracker_take_dirty(void)
  * its own never is).
  */
 static void
-forget_idle(Oid dbid)
+forget_idle(Oid dbid, Oid relid)
 {
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
@@ -739,9 +747,10 @@ forget_idle(Oid dbid)
 
 		SpinLockAcquire(&e->mutex);
 		refill(e, now);
-		idle = e->idle_flushes >= IDLE_FLUSHES &&
-			(e->pending_uses == 0 || e->key.dbid != dbid) &&
-			(e->rate_limit == 0 || e->tokens >= e->rate_limit);
+		idle = (e->key.dbid == dbid && e->key.relid != relid) ||	/* a dropped table's */
+			(e->idle_flushes >= IDLE_FLUSHES &&
+			 (e->pending_uses == 0 || e->key.dbid != dbid) &&
+			 (e->rate_limit == 0 || e->tokens >= e->rate_limit));
 		SpinLockRelease(&e->mutex);
 		if (idle)
 			hash_search(keys, &e->key, HASH_REMOVE, NULL);
@@ -757,10 +766,11 @@ forget_idle(Oid dbid)
  * the table is more than half full, idle entries are recycled afterwards.
  */
 int
-apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out)
+apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
 {
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
+	int			stale = 0;
 	int			n = 0;
 	int			i;
 
@@ -771,8 +781,10 @@ apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out)
 	hash_seq_init(&seq, keys);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
+		if (e->key.dbid == dbid && e->key.relid != relid)
+			stale++;
 		SpinLockAcquire(&e->mutex);
-		if (e->key.dbid == dbid && e->pending_uses > 0)
+		if (e->key.dbid == dbid && e->key.relid == relid && e->pending_uses > 0)
 		{
 			(*out)[n].key_id = e->key.key_id;
 			(*out)[n].uses = e->pending_uses;
@@ -789,8 +801,8 @@ apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out)
 	for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
 		LWLockRelease(&locks[i].lock);
 
-	if (hash_get_num_entries(keys) > apikey_max_tracked_keys / 2)
-		forget_idle(dbid);
+	if (hash_get_num_entries(keys) > apikey_max_tracked_keys / 2 || stale > 0)
+		forget_idle(dbid, relid);
 	return n;
 }
 
@@ -819,7 +831,7 @@ apikey_tracker_take_log(ApikeyLogEntry *out, int max)
  * calls fn for each entry with its values copied out.
  */
 void
-apikey_tracker_key_stats(Oid dbid, void (*fn) (void *arg, const ApikeyKeyStats *s),
+apikey_tracker_key_stats(Oid dbid, Oid relid, void (*fn) (void *arg, const ApikeyKeyStats *s),
 						 void *arg)
 {
 	HASH_SEQ_STATUS seq;
@@ -836,7 +848,7 @@ apikey_tracker_key_stats(Oid dbid, void (*fn) (void *arg, const ApikeyKeyStats *
 	hash_seq_init(&seq, keys);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
-		if (e->key.dbid != dbid)
+		if (e->key.dbid != dbid || e->key.relid != relid)
 			continue;
 		if (n == cap)
 		{
@@ -974,7 +986,8 @@ apikey_key_stats(PG_FUNCTION_ARGS)
 	out.nvisible = 0;
 	if (!is_admin())
 		out.visible = visible_keys(&out.nvisible);
-	apikey_tracker_key_stats(MyDatabaseId, put_key_stats, &out);
+	apikey_tracker_key_stats(MyDatabaseId, apikey_catalog_lock(AccessShareLock)->keys_relid,
+							 put_key_stats, &out);
 	return (Datum) 0;
 }
 

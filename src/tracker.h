@@ -60,16 +60,16 @@ extern int	apikey_max_tracked_keys;
 extern int	apikey_queue_size;
 extern void apikey_tracker_init(void);
 extern bool apikey_tracker_active(void);
-extern bool apikey_tracker_use(int64 key_id, int32 rate_limit,
+extern bool apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit,
 							   const Interval *window, int64 *retry_us);
 extern void apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry);
 extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
 								  const ApikeyRequest *req);
 extern void apikey_tracker_mark_dirty(void);
 extern bool apikey_tracker_take_dirty(void);
-extern int	apikey_tracker_collect_usage(Oid dbid, ApikeyUsage **out);
+extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out);
 extern int	apikey_tracker_take_log(ApikeyLogEntry *out, int max);
-extern void apikey_tracker_key_stats(Oid dbid,
+extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),
 									 void *arg);
 extern void apikey_tracker_server_stats(ApikeyServerStats *s);

@@ -101,13 +101,17 @@ apikey_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* schema: apikey's schema, quoted, or NULL if not installed here */
+/*
+ * schema: apikey's schema, quoted, or NULL if not installed here; *keys
+ * is the OID of its apikey.keys (tracked state is keyed by it).
+ */
 static const char *
-schema(void)
+schema(Oid *keys)
 {
 	Oid			nsp = apikey_extension_schema();
 
-	return OidIsValid(nsp) ? quote_identifier(get_namespace_name(nsp)) : NULL;
+	*keys = OidIsValid(nsp) ? get_relname_relid("keys", nsp) : InvalidOid;
+	return OidIsValid(*keys) ? quote_identifier(get_namespace_name(nsp)) : NULL;
 }
 
 static void
@@ -125,10 +129,10 @@ execute(const char *sql, int nargs, Oid *types, Datum *values)
  * FLUSH_BATCH keys per statement.
  */
 static void
-flush_usage(const char *nsp)
+flush_usage(const char *nsp, Oid relid)
 {
 	ApikeyUsage *u;
-	int			total = apikey_tracker_collect_usage(MyDatabaseId, &u);
+	int			total = apikey_tracker_collect_usage(MyDatabaseId, relid, &u);
 	int			from;
 	Oid			types[3] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	char	   *sql = psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count)"
@@ -248,6 +252,7 @@ flush(void)
 	static uint64 dropped_reported = 0;
 	ApikeyServerStats stats;
 	const char *nsp;
+	Oid			keys;
 	int			rounds;
 
 	/* say how many outcomes a full queue dropped since the last time */
@@ -267,7 +272,7 @@ flush(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "apikey worker: SPI_connect failed");
 	pgstat_report_activity(STATE_RUNNING, "apikey: writing usage and the verification log");
-	nsp = schema();
+	nsp = schema(&keys);
 	if (nsp != NULL)
 	{
 		/*
@@ -275,7 +280,7 @@ flush(void)
 		 * queue holds: under a steady load of logged outcomes it never
 		 * empties, and one transaction must not run forever.
 		 */
-		flush_usage(nsp);
+		flush_usage(nsp, keys);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			CHECK_FOR_INTERRUPTS();

@@ -1,6 +1,8 @@
 # 006_table_full.pl: when apikey.max_tracked_keys is reached, keys without
 # a rate limit (their uses go uncounted, and say so in apikey.stats) cannot
-# crowd out keys with one, which would otherwise be refused.
+# crowd out keys with one, which would otherwise be refused; and a key of a
+# re-created extension does not inherit the state of the old key that had
+# its id.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -26,5 +28,17 @@ is($untracked, '75', 'the uses that found no room are counted as untracked');
 my $lim = $node->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('limited', '{}', rate_limit => 3, rate_window => '1 hour')");
 is($node->safe_psql('postgres', "SELECT string_agg((apikey.apikey_verify('$lim')).code, ' ') FROM generate_series(1, 4)"),
 	'VALID VALID VALID RATE_LIMITED', 'a key with a rate limit still gets its bucket, not a refusal');
+# DROP and CREATE EXTENSION: ids start over, tracked state does not carry over
+$node->safe_psql('postgres', 'CREATE DATABASE again');
+$node->safe_psql('again', 'CREATE EXTENSION apikey');
+my ($id1, $k1) = split /\|/, $node->safe_psql('again', "SELECT key_id, key FROM apikey.apikey_create('first', '{}', rate_limit => 2, rate_window => '1 hour')");
+is($node->safe_psql('again', "SELECT string_agg((apikey.apikey_verify('$k1')).code, ' ') FROM generate_series(1, 3)"),
+	'VALID VALID RATE_LIMITED', 'a key spends its bucket');
+$node->safe_psql('again', 'SET apikey.allow_drop = on; DROP EXTENSION apikey; CREATE EXTENSION apikey');
+my ($id2, $k2) = split /\|/, $node->safe_psql('again', "SELECT key_id, key FROM apikey.apikey_create('second', '{}', rate_limit => 2, rate_window => '1 hour')");
+is($id2, $id1, 'after DROP and CREATE EXTENSION a new key gets the same id');
+is($node->safe_psql('again', "SELECT string_agg((apikey.apikey_verify('$k2')).code, ' ') FROM generate_series(1, 2)"),
+	'VALID VALID', 'and a full bucket of its own');
+
 $node->stop;
 done_testing();

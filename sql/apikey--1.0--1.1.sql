@@ -474,3 +474,18 @@ ALTER TABLE apikey.audit ENABLE ALWAYS TRIGGER audit_immutable;
 ALTER TABLE apikey.audit ENABLE ALWAYS TRIGGER audit_no_truncate;
 ALTER EVENT TRIGGER apikey_drop_guard ENABLE ALWAYS;
 ALTER EVENT TRIGGER apikey_schema_guard ENABLE ALWAYS;
+
+/* TRUNCATE apikey.keys loses every key at once, with no audit row */
+CREATE FUNCTION apikey.truncate_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_truncate_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.truncate_guard() IS
+	'trigger: refuses TRUNCATE apikey.keys while keys exist, unless apikey.allow_drop is on';
+REVOKE ALL ON FUNCTION apikey.truncate_guard() FROM PUBLIC;
+CREATE TRIGGER keys_no_truncate
+	BEFORE TRUNCATE ON apikey.keys
+	FOR EACH STATEMENT EXECUTE FUNCTION apikey.truncate_guard();
+COMMENT ON TRIGGER keys_no_truncate ON apikey.keys IS
+	'losing every key takes a deliberate step: SET apikey.allow_drop = on';
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_no_truncate;

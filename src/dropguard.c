@@ -4,7 +4,8 @@
  *	  The event trigger that makes losing every key a deliberate step:
  *	  DROP EXTENSION apikey, DROP SCHEMA of its schema and DROP OWNED BY its
  *	  owner are refused while apikey.keys holds keys, unless the session
- *	  has set apikey.allow_drop = on (superusers only).
+ *	  has set apikey.allow_drop = on (superusers only); and the trigger
+ *	  that does the same for TRUNCATE apikey.keys.
  *
  *	  It runs at ddl_command_start, before anything is dropped, and reads
  *	  the statement's parse tree; being a C function of this library, it
@@ -15,6 +16,7 @@
 #include "postgres.h"
 
 #include "commands/event_trigger.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
@@ -26,6 +28,7 @@
 #include "apikey.h"
 
 APIKEY_SQL_FUNCTION(apikey_drop_guard);
+APIKEY_SQL_FUNCTION(apikey_truncate_guard);
 
 static bool allow_drop = false;
 
@@ -98,6 +101,35 @@ key_count(Oid nsp)
 	return n;
 }
 
+/* refuse_losing: refuse a statement that would delete n keys at once */
+static void
+refuse_losing(int64 n)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+			 errmsg("extension apikey still holds " INT64_FORMAT " api keys", n),
+			 errdetail("Dropping it deletes every key, their usage and the whole audit history."),
+			 errhint("Back them up first (pg_dump -t 'apikey.*' keeps them verifiable), then SET apikey.allow_drop = on, or delete the keys.")));
+}
+
+/*
+ * apikey_truncate_guard: trigger function, BEFORE TRUNCATE ON apikey.keys:
+ * every key at once, and no audit row: as deliberate as a DROP.
+ */
+Datum
+apikey_truncate_guard(PG_FUNCTION_ARGS)
+{
+	Oid			nsp;
+	int64		n;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "apikey_truncate_guard must be called as a trigger");
+	nsp = apikey_extension_schema();
+	if (!allow_drop && OidIsValid(nsp) && (n = key_count(nsp)) > 0)
+		refuse_losing(n);
+	return PointerGetDatum(NULL);
+}
+
 /*
  * apikey_drop_guard: event trigger function, ddl_command_start WHEN TAG IN
  * ('DROP EXTENSION', 'DROP SCHEMA', 'DROP OWNED').
@@ -117,10 +149,6 @@ apikey_drop_guard(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	n = key_count(nsp);
 	if (n > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
-				 errmsg("extension apikey still holds " INT64_FORMAT " api keys", n),
-				 errdetail("Dropping it deletes every key, their usage and the whole audit history."),
-				 errhint("Back them up first (pg_dump -t 'apikey.*' keeps them verifiable), then SET apikey.allow_drop = on, or delete the keys.")));
+		refuse_losing(n);
 	PG_RETURN_VOID();
 }

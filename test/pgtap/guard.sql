@@ -5,7 +5,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 
 CREATE ROLE pt_guard_writer NOLOGIN IN ROLE pg_write_all_data, pg_read_all_data, apikey_admin;
 SELECT key_id AS id FROM apikey.apikey_create('pt guard', '{jobs:read}') \gset
@@ -82,6 +82,7 @@ SELECT throws_ok('DROP EXTENSION apikey', '2BP01', NULL, 'DROP EXTENSION apikey 
 SELECT throws_ok('DROP SCHEMA apikey CASCADE', '2BP01', NULL, 'so is DROP SCHEMA apikey CASCADE');
 SELECT throws_ok(format('DROP OWNED BY %I CASCADE', (SELECT extowner::regrole::text FROM pg_extension WHERE extname = 'apikey')),
 	'2BP01', NULL, 'and DROP OWNED BY the extension''s owner');
+SELECT throws_ok('TRUNCATE apikey.keys', '2BP01', NULL, 'and TRUNCATE apikey.keys, even by a superuser');
 CREATE SCHEMA pt_guard_other;
 SELECT lives_ok('DROP SCHEMA pt_guard_other', 'other schemas drop as usual');
 SET ROLE pt_guard_mgr;

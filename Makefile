@@ -10,7 +10,6 @@ OBJS = \
 	src/apikey.o \
 	src/audit.o \
 	src/catalog.o \
-	src/check.o \
 	src/dbrole.o \
 	src/dropguard.o \
 	src/guard.o \
@@ -24,6 +23,9 @@ OBJS = \
 	src/tracker.o \
 	src/utility.o \
 	src/verify.o \
+	src/verify_eval.o \
+	src/verify_path.o \
+	src/verify_probe.o \
 	src/worker.o
 
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

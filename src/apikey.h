@@ -12,8 +12,13 @@
  *	catalog.c	per-backend cache of the extension's relation, index and
  *				column numbers, reset by relcache invalidation
  *	secret.c	minting a key from the strong random source, hashing it
- *	check.c		the "check a key" path shared by apikey_verify and the
- *				PostgREST hook: index probe and every check in order
+ *	The verify path, shared by apikey_verify and the PostgREST hook:
+ *	verify_path.c	check a key: parse, hash, probe, evaluate, rate limit,
+ *				count; the result codes
+ *	verify_probe.c	find a key's row by its hash and copy it into an
+ *				ApikeyKey
+ *	verify_eval.c	the pure checks on an ApikeyKey (enabled, expiry,
+ *				scopes, addresses, resource) at a given time
  *	verify.c	the SQL function apikey_verify
  *	postgrest.c	apikey.postgrest_pre_request(), PostgREST's db-pre-request
  *				hook, and its settings
@@ -165,7 +170,7 @@ apikey_hash_prefix_of(const uint8 *hash, size_t len)
 extern void apikey_secret_mint(const char *prefix, char *key, size_t keysize);
 extern void apikey_secret_hash(const char *key, size_t len, uint8 *hash);
 
-/* check.c */
+/* verify_path.c */
 typedef enum ApikeyCode
 {
 	APIKEY_VALID = 0,
@@ -182,36 +187,46 @@ typedef enum ApikeyCode
 #define APIKEY_NUM_CODES (APIKEY_RATE_LIMITED + 1)
 
 /*
- * What a check found; identity fields are set for codes after NOT_FOUND.
- * They point into the key's row, which stays pinned until
- * apikey_check_done(): use or copy them before that.
+ * A key's row, copied out of the table: everything the checks and the
+ * callers need.  The pass-by-reference datums point into tuple, a private
+ * copy, so nothing here pins a buffer or holds the relation open; it lives
+ * in the memory context it was made in, and apikey_key_free() releases it.
  */
-typedef struct ApikeyResult
+typedef struct ApikeyKey
 {
-	ApikeyCode	code;
-	bool		has_identity;
 	int64		key_id;
 	Datum		name;			/* text */
 	Datum		owner;			/* text, or 0 if NULL */
 	bool		owner_isnull;
+	Datum		owner_role;		/* name */
 	Datum		scopes;			/* text[] */
 	Datum		resources;		/* text[], or 0 if NULL */
 	bool		resources_isnull;
+	Datum		allowed_cidrs;	/* cidr[], or 0 if NULL */
+	bool		cidrs_isnull;
 	Datum		meta;			/* jsonb */
+	bool		enabled;
 	TimestampTz expires_at;
 	bool		expires_isnull;
-	Datum		retry_after;	/* interval, or 0 if NULL */
-	bool		retry_isnull;
-	TimestampTz grace_until;	/* set when the previous secret matched */
-	bool		grace_isnull;
-	Datum		owner_role;		/* name */
-	Datum		db_role;		/* name, or 0 if NULL */
-	bool		db_role_isnull;
+	int32		rate_limit;
+	bool		rate_limit_isnull;
 	Datum		rate_window;	/* interval, or 0 if NULL */
 	bool		rate_window_isnull;
-	/* private to check.c */
-	Relation	rel;
-	TupleTableSlot *slot;
+	Datum		db_role;		/* name, or 0 if NULL (or a 1.0 schema) */
+	bool		db_role_isnull;
+	TimestampTz grace_until;	/* set when the previous secret matched */
+	bool		grace_isnull;
+	HeapTuple	tuple;			/* owns the datums above */
+} ApikeyKey;
+
+/* What a check found; key is set (has_identity) for codes after NOT_FOUND. */
+typedef struct ApikeyResult
+{
+	ApikeyCode	code;
+	bool		has_identity;
+	ApikeyKey	key;
+	Datum		retry_after;	/* interval, or 0 if NULL */
+	bool		retry_isnull;
 } ApikeyResult;
 
 /* A caller's required scopes, validated once. */
@@ -234,5 +249,14 @@ extern Datum apikey_code_text(ApikeyCode code);
 extern void apikey_check_key(const char *key, size_t len,
 							 const ApikeyRequest *req, ApikeyResult *result);
 extern void apikey_check_done(ApikeyResult *result);
+
+/* verify_probe.c */
+extern bool apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
+							 TimestampTz now, ApikeyKey *key);
+extern void apikey_key_free(ApikeyKey *key);
+
+/* verify_eval.c */
+extern ApikeyCode apikey_evaluate(const ApikeyKey *key,
+								  const ApikeyRequest *req, TimestampTz now);
 
 #endif							/* APIKEY_H */

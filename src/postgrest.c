@@ -8,7 +8,7 @@
  *	  statement that sets (among others) request.method, request.path,
  *	  request.headers (a JSON object with lower-case names) and
  *	  request.jwt.claims.  The hook reads the key from the header named by
- *	  apikey.header, checks it on the path apikey_verify uses (check.c),
+ *	  apikey.header, checks it on the path apikey_verify uses (verify_path.c),
  *	  and then either records the key as this transaction's identity
  *	  (identity.c) and switches to its db_role (dbrole.c), or raises an
  *	  error that PostgREST turns into the HTTP response: SQLSTATE PGRST
@@ -400,8 +400,8 @@ retry_seconds(const ApikeyResult *res)
 
 	if (!res->retry_isnull)
 		iv = DatumGetIntervalP(res->retry_after);
-	else if (!res->rate_window_isnull)
-		iv = DatumGetIntervalP(res->rate_window);	/* a full refill */
+	else if (!res->key.rate_window_isnull)
+		iv = DatumGetIntervalP(res->key.rate_window);	/* a full refill */
 	else
 		return 1;
 	secs = iv->time / (double) USECS_PER_SEC +
@@ -658,13 +658,13 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 		refuse_code(code, required, retry);
 	}
 
-	key_id = res.key_id;
-	if (!res.owner_isnull)
-		owner = TextDatumGetCString(res.owner);
-	granted = datumCopy(res.scopes, false, -1);
-	owner_role = pstrdup(NameStr(*DatumGetName(res.owner_role)));
-	if (!res.db_role_isnull)
-		db_role = pstrdup(NameStr(*DatumGetName(res.db_role)));
+	key_id = res.key.key_id;
+	if (!res.key.owner_isnull)
+		owner = TextDatumGetCString(res.key.owner);
+	granted = datumCopy(res.key.scopes, false, -1);
+	owner_role = pstrdup(NameStr(*DatumGetName(res.key.owner_role)));
+	if (!res.key.db_role_isnull)
+		db_role = pstrdup(NameStr(*DatumGetName(res.key.db_role)));
 	apikey_check_done(&res);
 
 	apikey_identity_set(key_id, owner, granted);

@@ -2,7 +2,7 @@
  *
  * verify.c
  *	  The SQL function apikey_verify: unpack the arguments, run the shared
- *	  check (check.c) and build an apikey.verification row (12 columns,
+ *	  check (verify_path.c) and build an apikey.verification row (12 columns,
  *	  or 1.0's 11 until ALTER EXTENSION apikey UPDATE).  The row type's
  *	  descriptor is looked up once per call site and kept in fn_extra.
  *
@@ -103,25 +103,25 @@ apikey_verify(PG_FUNCTION_ARGS)
 	nulls[2] = false;
 	if (res.has_identity)
 	{
-		values[3] = Int64GetDatum(res.key_id);
+		values[3] = Int64GetDatum(res.key.key_id);
 		nulls[3] = false;
-		values[4] = res.name;
+		values[4] = res.key.name;
 		nulls[4] = false;
-		values[5] = res.owner;
-		nulls[5] = res.owner_isnull;
-		values[6] = res.scopes;
+		values[5] = res.key.owner;
+		nulls[5] = res.key.owner_isnull;
+		values[6] = res.key.scopes;
 		nulls[6] = false;
-		values[7] = res.resources;
-		nulls[7] = res.resources_isnull;
-		values[8] = res.meta;
+		values[7] = res.key.resources;
+		nulls[7] = res.key.resources_isnull;
+		values[8] = res.key.meta;
 		nulls[8] = false;
-		values[9] = TimestampTzGetDatum(res.expires_at);
-		nulls[9] = res.expires_isnull;
+		values[9] = TimestampTzGetDatum(res.key.expires_at);
+		nulls[9] = res.key.expires_isnull;
 	}
 	values[10] = res.retry_after;
 	nulls[10] = res.retry_isnull;
-	values[11] = TimestampTzGetDatum(res.grace_until);
-	nulls[11] = res.grace_isnull;
+	values[11] = TimestampTzGetDatum(res.key.grace_until);
+	nulls[11] = res.key.grace_isnull;
 
 	/* forming the tuple copies the identity out of the key's row */
 	tuple = heap_form_tuple(desc, values, nulls);

@@ -1,0 +1,173 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify_eval.c
+ *	  The checks a found key must pass, in order: DISABLED, EXPIRED,
+ *	  INSUFFICIENT_SCOPE, IP_DENIED, RESOURCE_DENIED.  apikey_evaluate is
+ *	  pure: it reads only the ApikeyKey, the request and the time it is
+ *	  given, touches no table and no shared state, so whoever found the key
+ *	  (the index probe today) gets the same answer.  The rate limit, which
+ *	  consumes a token, is the caller's next step (verify_path.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/socket.h>
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inet.h"
+
+#include "apikey.h"
+#include "scope.h"
+
+/* scopes_satisfied: every required scope is granted by some granted scope */
+static bool
+scopes_satisfied(Datum granted, const ApikeyRequest *req)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int			j;
+
+	if (req->unsatisfiable)
+		return false;
+	if (req->nscopes == 0)
+		return true;
+	deconstruct_array(DatumGetArrayTypeP(granted), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < req->nscopes; i++)
+	{
+		bool		ok = false;
+
+		for (j = 0; j < n && !ok; j++)
+		{
+			text	   *g;
+
+			if (nulls[j])
+				continue;
+			g = DatumGetTextPP(elems[j]);
+			ok = scope_grants(VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g),
+							  req->scopes[i], req->scope_lens[i]);
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * ipv4_of_mapped: for an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what
+ * dual-stack servers report for IPv4 clients) the IPv4 address it carries;
+ * 0 for any other address.
+ */
+static Datum
+ipv4_of_mapped(Datum addr)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	inet	   *in = DatumGetInetPP(addr);
+	inet	   *out;
+
+	if (ip_family(in) != PGSQL_AF_INET6 || ip_bits(in) < 96 ||
+		memcmp(ip_addr(in), mapped, sizeof(mapped)) != 0)
+		return (Datum) 0;
+	out = (inet *) palloc0(sizeof(inet));
+	ip_family(out) = PGSQL_AF_INET;
+	ip_bits(out) = ip_bits(in) - 96;
+	memcpy(ip_addr(out), ip_addr(in) + 12, 4);
+	SET_INET_VARSIZE(out);
+	return InetPGetDatum(out);
+}
+
+/* in_network: addr lies in the network net */
+static bool
+in_network(Datum net, Datum addr)
+{
+	return DatumGetBool(DirectFunctionCall2(network_supeq, net, addr));
+}
+
+/*
+ * address_allowed: the client address lies in one of the allowed networks.
+ * IPv4-mapped IPv6 addresses and networks (::ffff:10.0.0.0/104) count as
+ * the IPv4 ones they carry, whichever side is written which way: a
+ * dual-stack server and an IPv4-only one get the same answer.
+ */
+static bool
+address_allowed(Datum cidrs, const ApikeyRequest *req)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	Datum		addr4;
+
+	if (req->client_isnull)
+		return false;
+	deconstruct_array(DatumGetArrayTypeP(cidrs), CIDROID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	addr4 = ipv4_of_mapped(req->client_addr);
+	for (i = 0; i < n; i++)
+	{
+		Datum		net4;
+
+		if (nulls[i])
+			continue;
+		if (in_network(elems[i], req->client_addr) ||
+			(addr4 != (Datum) 0 && in_network(elems[i], addr4)))
+			return true;
+		net4 = ipv4_of_mapped(elems[i]);
+		if (net4 != (Datum) 0 &&
+			in_network(net4, addr4 != (Datum) 0 ? addr4 : req->client_addr))
+			return true;
+	}
+	return false;
+}
+
+/* resource_allowed: the requested resource is one of the key's */
+static bool
+resource_allowed(Datum resources, const ApikeyRequest *req)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	deconstruct_array(DatumGetArrayTypeP(resources), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		if (VARSIZE_ANY_EXHDR(t) == req->resource_len &&
+			memcmp(VARDATA_ANY(t), req->resource, req->resource_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * apikey_evaluate: the first check key fails for req at time now, or
+ * APIKEY_VALID when it passes them all (its rate limit aside).
+ */
+ApikeyCode
+apikey_evaluate(const ApikeyKey *key, const ApikeyRequest *req,
+				TimestampTz now)
+{
+	if (!key->enabled)
+		return APIKEY_DISABLED;
+	if (!key->expires_isnull && key->expires_at <= now)
+		return APIKEY_EXPIRED;
+	if (!scopes_satisfied(key->scopes, req))
+		return APIKEY_INSUFFICIENT_SCOPE;
+	if (!key->cidrs_isnull && !address_allowed(key->allowed_cidrs, req))
+		return APIKEY_IP_DENIED;
+	if (req->resource != NULL && !key->resources_isnull &&
+		!resource_allowed(key->resources, req))
+		return APIKEY_RESOURCE_DENIED;
+	return APIKEY_VALID;
+}

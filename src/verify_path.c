@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify_path.c
+ *	  The verify path, shared by apikey_verify and the PostgREST hook, and
+ *	  its result codes.  In order: parse and checksum (no table touched for
+ *	  a malformed key), SHA-256, find the row (verify_probe.c), the pure
+ *	  checks (verify_eval.c), then the rate limit, and count the outcome.
+ *
+ *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
+ *	  works in READ ONLY transactions and on hot standbys.  Rate limits and
+ *	  usage are counted in shared memory (tracker.c), and every outcome is
+ *	  counted there and, per apikey.log_verifications, queued for the log.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "apikey.h"
+#include "scope.h"
+#include "tracker.h"
+
+static const struct
+{
+	const char *name;
+	int			http_status;
+}			codes[APIKEY_NUM_CODES] =
+{
+	[APIKEY_VALID] = {"VALID", 200},
+	[APIKEY_MALFORMED] = {"MALFORMED", 401},
+	[APIKEY_NOT_FOUND] = {"NOT_FOUND", 401},
+	[APIKEY_DISABLED] = {"DISABLED", 401},
+	[APIKEY_EXPIRED] = {"EXPIRED", 401},
+	[APIKEY_INSUFFICIENT_SCOPE] = {"INSUFFICIENT_SCOPE", 403},
+	[APIKEY_IP_DENIED] = {"IP_DENIED", 403},
+	[APIKEY_RESOURCE_DENIED] = {"RESOURCE_DENIED", 404},
+	[APIKEY_RATE_LIMITED] = {"RATE_LIMITED", 429},
+};
+
+/*
+ * apikey_code_text: the code as a text datum, made once per backend.
+ */
+Datum
+apikey_code_text(ApikeyCode code)
+{
+	static text *texts[APIKEY_NUM_CODES];
+
+	if (texts[code] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		texts[code] = cstring_to_text(codes[code].name);
+		MemoryContextSwitchTo(old);
+	}
+	return PointerGetDatum(texts[code]);
+}
+
+const char *
+apikey_code_name(ApikeyCode code)
+{
+	return codes[code].name;
+}
+
+int
+apikey_code_http_status(ApikeyCode code)
+{
+	return codes[code].http_status;
+}
+
+/*
+ * apikey_request_set_scopes: validate the caller's required scopes.  A
+ * malformed one is the caller's programming error and raises 22023; the
+ * message does not echo it, in case a key was passed by mistake.
+ */
+void
+apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+
+	if (ARR_NDIM(required) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required scopes must be a one-dimensional array")));
+	n = ArrayGetNItems(ARR_NDIM(required), ARR_DIMS(required));
+	if (n == 0)
+	{
+		req->nscopes = 0;		/* '{}', the common case */
+		return;
+	}
+	if (n > APIKEY_MAX_SCOPES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many required scopes"),
+				 errdetail("A verification requires at most %d scopes.", APIKEY_MAX_SCOPES)));
+	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	req->nscopes = n;
+	req->scopes = palloc(sizeof(char *) * n);
+	req->scope_lens = palloc(sizeof(int) * n);
+	for (i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		CHECK_FOR_INTERRUPTS();
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("required scope %d is null", i + 1)));
+		t = DatumGetTextPP(elems[i]);
+		req->scopes[i] = VARDATA_ANY(t);
+		req->scope_lens[i] = VARSIZE_ANY_EXHDR(t);
+		if (!scope_valid(req->scopes[i], req->scope_lens[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("required scope %d is malformed", i + 1),
+					 errdetail(APIKEY_SCOPE_RULE,
+							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
+	}
+}
+
+/*
+ * rate_limit: take a token from the key's bucket and count the use
+ * (tracker.c); false and res->retry_after set when the bucket is empty.
+ * Without shared memory there are no buckets, and a limited key fails
+ * closed.
+ */
+static bool
+rate_limit(const ApikeyCatalog *cat, const ApikeyKey *key, ApikeyResult *res)
+{
+	int64		retry_us;
+	Interval   *retry;
+
+	if (!apikey_tracker_active())
+		return key->rate_limit_isnull;
+	if (apikey_tracker_use(cat->keys_relid, key->key_id, key->rate_limit,
+						   key->rate_window_isnull ? NULL :
+						   DatumGetIntervalP(key->rate_window),
+						   &retry_us))
+		return true;
+	retry = palloc0(sizeof(Interval));
+	retry->time = retry_us;
+	res->retry_after = IntervalPGetDatum(retry);
+	res->retry_isnull = false;
+	return false;
+}
+
+/*
+ * apikey_check_key: check key[0..len) against req.  Never raises for a bad
+ * key; result->code says what was found.  The caller calls
+ * apikey_check_done(result) once it has used result->key.
+ */
+void
+apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
+				 ApikeyResult *result)
+{
+	const ApikeyCatalog *cat;
+	uint8		hash[APIKEY_HASH_LEN];
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	bool		found;
+
+	memset(result, 0, sizeof(*result));
+	result->retry_isnull = true;
+	result->key.owner_isnull = result->key.resources_isnull = true;
+	result->key.cidrs_isnull = result->key.expires_isnull = true;
+	result->key.rate_limit_isnull = result->key.rate_window_isnull = true;
+	result->key.db_role_isnull = result->key.grace_isnull = true;
+
+	if (len > KF_KEY_MAX_LEN || kf_parse(key, len, NULL) != KF_OK)
+	{
+		result->code = APIKEY_MALFORMED;
+		apikey_tracker_record(result->code, 0, req);
+		return;
+	}
+
+	apikey_secret_hash(key, len, hash);
+	cat = apikey_catalog_lock(AccessShareLock);
+	found = apikey_probe_key(cat, hash, now, &result->key);
+	kf_wipe(hash, sizeof(hash));
+
+	if (!found)
+		result->code = APIKEY_NOT_FOUND;
+	else
+	{
+		result->has_identity = true;
+		result->code = apikey_evaluate(&result->key, req, now);
+		if (result->code == APIKEY_VALID &&
+			!rate_limit(cat, &result->key, result))
+			result->code = APIKEY_RATE_LIMITED;
+	}
+	apikey_tracker_record(result->code,
+						  result->has_identity ? result->key.key_id : 0, req);
+}
+
+/*
+ * apikey_check_done: release the key's copy; result->key is invalid from
+ * here on.
+ */
+void
+apikey_check_done(ApikeyResult *result)
+{
+	if (result->has_identity)
+		apikey_key_free(&result->key);
+	result->has_identity = false;
+}

@@ -1,0 +1,172 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify_probe.c
+ *	  The verify path's one table access: find a key's row by the SHA-256
+ *	  of its secret and copy it into an ApikeyKey.  One probe of the index
+ *	  on the hash's 8-byte prefix; a second probe, of the grace index, only
+ *	  when the first misses (the previous secret of a rotated key).
+ *
+ *	  The row is copied out before the scan ends, so no buffer pin or open
+ *	  relation outlives this file: the checks (verify_eval.c) and callers
+ *	  work on a plain struct.  No SPI, no writes: it runs in READ ONLY
+ *	  transactions and on hot standbys.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/tuptable.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "apikey.h"
+
+/*
+ * probe: find the row whose hash column hash_att equals hash, through the
+ * index on apikey.hash_prefix() of that column; true and the row in slot
+ * if found.  Candidates sharing the 8-byte prefix are rechecked in full.
+ */
+static bool
+probe(Relation rel, Oid indexoid, AttrNumber hash_att, const uint8 *hash,
+	  TupleTableSlot *slot)
+{
+	Relation	index;
+	IndexScanDesc scan;
+	ScanKeyData skey;
+	bool		found = false;
+
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(apikey_hash_prefix_of(hash, APIKEY_HASH_LEN)));
+
+	index = index_open(indexoid, AccessShareLock);
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d = slot_getattr(slot, hash_att, &isnull);
+
+		if (!isnull)
+		{
+			bytea	   *h = DatumGetByteaPP(d);
+
+			found = VARSIZE_ANY_EXHDR(h) == APIKEY_HASH_LEN &&
+				memcmp(VARDATA_ANY(h), hash, APIKEY_HASH_LEN) == 0;
+		}
+	}
+	index_endscan(scan);
+	index_close(index, NoLock);
+	return found;
+}
+
+/* attribute att of the deformed row, 0 and *isnull when it is NULL */
+static inline Datum
+att(const Datum *values, const bool *nulls, AttrNumber attnum, bool *isnull)
+{
+	*isnull = nulls[attnum - 1];
+	return *isnull ? (Datum) 0 : values[attnum - 1];
+}
+
+/*
+ * copy_key: copy the row in slot into key.  One palloc'd tuple holds every
+ * pass-by-reference value.
+ */
+static void
+copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
+		 ApikeyKey *key)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	bool		isnull;
+	Datum		d;
+
+	key->tuple = ExecCopySlotHeapTuple(slot);
+	heap_deform_tuple(key->tuple, desc, values, nulls);
+
+	key->key_id = DatumGetInt64(att(values, nulls, cat->att_id, &isnull));
+	key->name = att(values, nulls, cat->att_name, &isnull);
+	key->owner = att(values, nulls, cat->att_owner, &key->owner_isnull);
+	key->owner_role = att(values, nulls, cat->att_owner_role, &isnull);
+	key->scopes = att(values, nulls, cat->att_scopes, &isnull);
+	key->resources = att(values, nulls, cat->att_resources,
+						 &key->resources_isnull);
+	key->allowed_cidrs = att(values, nulls, cat->att_allowed_cidrs,
+							 &key->cidrs_isnull);
+	key->meta = att(values, nulls, cat->att_meta, &isnull);
+	d = att(values, nulls, cat->att_enabled, &isnull);
+	key->enabled = !isnull && DatumGetBool(d);
+	d = att(values, nulls, cat->att_expires_at, &key->expires_isnull);
+	key->expires_at = key->expires_isnull ? 0 : DatumGetTimestampTz(d);
+	d = att(values, nulls, cat->att_rate_limit, &key->rate_limit_isnull);
+	key->rate_limit = key->rate_limit_isnull ? 0 : DatumGetInt32(d);
+	key->rate_window = att(values, nulls, cat->att_rate_window,
+						   &key->rate_window_isnull);
+	if (cat->att_db_role != InvalidAttrNumber)
+		key->db_role = att(values, nulls, cat->att_db_role,
+						   &key->db_role_isnull);
+	else
+	{
+		key->db_role = (Datum) 0;
+		key->db_role_isnull = true;
+	}
+	key->grace_until = 0;
+	key->grace_isnull = true;
+	pfree(values);
+	pfree(nulls);
+}
+
+/*
+ * apikey_probe_key: find the key whose current secret, or whose previous
+ * secret still in its grace period at now, hashes to hash; true and the
+ * row copied into key if found.  The caller holds cat's lock.
+ */
+bool
+apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
+				 TimestampTz now, ApikeyKey *key)
+{
+	Relation	rel;
+	TupleTableSlot *slot;
+	bool		found;
+
+	rel = table_open(cat->keys_relid, NoLock);
+	slot = table_slot_create(rel, NULL);
+
+	found = probe(rel, cat->prefix_idx, cat->att_secret_hash, hash, slot);
+	if (found)
+		copy_key(cat, rel, slot, key);
+	else if (probe(rel, cat->grace_prefix_idx, cat->att_grace_secret_hash,
+				   hash, slot))
+	{
+		bool		isnull;
+		Datum		until = slot_getattr(slot, cat->att_grace_until, &isnull);
+
+		/* the previous secret of a rotated key, still in its grace period */
+		if (!isnull && DatumGetTimestampTz(until) > now)
+		{
+			copy_key(cat, rel, slot, key);
+			key->grace_until = DatumGetTimestampTz(until);
+			key->grace_isnull = false;
+			found = true;
+		}
+	}
+
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, NoLock);
+	return found;
+}
+
+/* apikey_key_free: release a key made by apikey_probe_key */
+void
+apikey_key_free(ApikeyKey *key)
+{
+	if (key->tuple != NULL)
+		heap_freetuple(key->tuple);
+	key->tuple = NULL;
+}

@@ -22,6 +22,10 @@
 #   BENCH_PERF_SECONDS=10        length of each profile
 #   BENCH_PERF_KEEP=             a directory to keep the perf.data files in
 #   BENCH_SKIP_BUILD=0           1: do not build/install the extension first
+#   BENCH_RESULTS=bench/results  where latest.txt (and perf-*.txt) go
+#   BENCH_FEATURES=1             1: the 1.1 features on, as production runs
+#                                them (apikey preloaded: usage tracking,
+#                                log_verifications = failures); 0: not preloaded
 #
 # Idempotent: every run starts from a fresh cluster, which is stopped and
 # removed on exit.  Works as root (the server runs as "postgres") or as a
@@ -42,6 +46,7 @@ CLIENTS=${BENCH_CLIENTS:-2}
 PGB_MODE=${BENCH_PGBENCH_MODE:-prepared}
 PERF=${BENCH_PERF:-0}
 PERF_SECONDS=${BENCH_PERF_SECONDS:-10}
+FEATURES=${BENCH_FEATURES:-1}
 SCOPES='{jobs:read}'
 
 for v in NKEYS NLOOP ROUNDS SECONDS_EACH PGB_ROUNDS CLIENTS PERF_SECONDS; do
@@ -59,7 +64,7 @@ case "$PGB_MODE" in
 	*) echo "run.sh: BENCH_PGBENCH_MODE must be prepared or extended" >&2; exit 2 ;;
 esac
 
-RESULTS="$BENCH_DIR/results"
+RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 mkdir -p "$RESULTS"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/apikey-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -90,7 +95,14 @@ fi
 # cluster_start installs its own traps (cluster_stop); put ours back, which
 # also calls cluster_stop
 say "start a throwaway cluster"
-cluster_start 'shared_buffers = 256MB' 'jit = off'
+SERVER_CONF=('shared_buffers = 256MB' 'jit = off')
+if [ "$FEATURES" = 1 ]; then
+	# room for every key, so no use is dropped for want of an entry
+	SERVER_CONF+=('shared_preload_libraries = apikey'
+		"apikey.max_tracked_keys = $((NKEYS * 2 > 1000 ? NKEYS * 2 : 1000))"
+		'apikey.log_verifications = failures' 'apikey.flush_interval = 1000')
+fi
+cluster_start "${SERVER_CONF[@]}"
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
@@ -232,7 +244,7 @@ fi
 HAVE_PGBENCH=false
 if [ "$SECONDS_EACH" -gt 0 ] && [ "$PGB_ROUNDS" -gt 0 ]; then
 	HAVE_PGBENCH=true
-	PGB_VARIANTS=(pick floor plpgsql verify verify_scope)
+	PGB_VARIANTS=(pick floor plpgsql verify verify_scope echo_p floor_p readme_p target_p)
 	say "pgbench: ${#PGB_VARIANTS[@]} variants x ${SECONDS_EACH}s x $PGB_ROUNDS round(s), $CLIENTS clients, -M $PGB_MODE"
 	for r in $(seq 1 "$PGB_ROUNDS"); do
 		nv=${#PGB_VARIANTS[@]}
@@ -267,6 +279,11 @@ say "summary"
 	echo "apikey benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "git: $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(n=$(git -C "$REPO_ROOT" status --porcelain -- src sql 2>/dev/null | grep -c .); [ "$n" -gt 0 ] && echo " + $n uncommitted file(s) in src/ sql/")"
 	echo "server: $("${PSQL[@]}" -At -c 'SHOW server_version'), shared_buffers=256MB, jit=off, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
+	if [ "$FEATURES" = 1 ]; then
+		echo "features: on (shared_preload_libraries = apikey: usage tracking and rate-limit buckets in shared memory, log_verifications = failures, flush_interval = 1s)"
+	else
+		echo "features: off (apikey not preloaded: no usage tracking)"
+	fi
 	echo "keys: $NKEYS (apikey_create, scopes {jobs:read,write:databases}, created in ${SETUP_SECONDS}s incl. setup);" \
 		"loop: $NLOOP shuffled rows; in-server rounds: $ROUNDS"
 	if $HAVE_PGBENCH; then

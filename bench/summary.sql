@@ -62,5 +62,21 @@ SELECT name AS variant, label AS "statement", round(tps::numeric, 0) AS tps,
        round(lat_ms::numeric, 3) AS "latency ms", xacts AS transactions,
        round((ftps / tps)::numeric, 3) AS "time/tx vs floor"
   FROM b, f
+ WHERE name NOT LIKE '%\_p'
  ORDER BY array_position(ARRAY['pick', 'floor', 'plpgsql', 'verify', 'verify_scope'], name);
+
+\echo 'pgbench, the key sent by the client as a parameter, as an application does: each transaction'
+\echo 'fetches a random key (\\gset) and sends it back in a second statement (best of the rounds)'
+\echo '(ratios of TPS, > 1: more transactions per second than the reference)'
+WITH b AS (
+	SELECT DISTINCT ON (name) name, label, tps, lat_ms
+	  FROM bench.pgbench WHERE name LIKE '%\_p' ORDER BY name, tps DESC
+), f AS (SELECT tps AS ftps FROM b WHERE name = 'floor_p'),
+   e AS (SELECT tps AS etps FROM b WHERE name = 'echo_p')
+SELECT name AS variant, label AS "statement", round(tps::numeric, 0) AS tps,
+       round(lat_ms::numeric, 3) AS "latency ms",
+       round((tps / ftps)::numeric, 3) AS "tps vs floor_p",
+       round((tps / etps)::numeric, 3) AS "tps vs echo_p"
+  FROM b, f, e
+ ORDER BY array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p'], name);
 \endif

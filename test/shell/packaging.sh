@@ -24,7 +24,7 @@ exported=$(nm -D --defined-only apikey.so | awk '{print $3}' | sort)
 needed=$(grep -ho "'MODULE_PATHNAME', '[a-z_]*'" sql/apikey--*.sql | sed "s/.*, '\(.*\)'/\1/" | sort -u)
 missing=$(comm -13 <(echo "$exported") <(echo "$needed") | tr '\n' ' ')
 ok "$missing" "" "every C function the SQL scripts name is exported"
-ok "$(echo "$exported" | grep -cE '^(kf_|scope_|apikey_(tracker|catalog|actor|identity|secret|check|request|extension)_|apikey_db_role_(refusal|validate))')" "0" \
+ok "$(echo "$exported" | grep -cE '^(kf_|scope_|apikey_(probe_key|key_free|evaluate)$|apikey_(tracker|catalog|actor|identity|secret|check|request|extension)_|apikey_db_role_(refusal|validate))')" "0" \
 	"no internal symbol (key format, scope matcher, module helpers) is exported"
 ok "$(echo "$exported" | grep -cxE 'Pg_magic_func|_PG_init|apikey_worker_main')" "3" "the magic block, _PG_init and the worker's entry point are"
 tap_done

@@ -140,7 +140,7 @@ fi
 if grep -qiE 'Hash (Semi |Anti )?Join|Hash Cond' "$WORK/explain-floor.txt"; then
 	PLAN_PROBLEMS+=("floor was turned into a hash join")
 fi
-for v in verify verify_scope; do
+for v in verify verify_scope malformed not_found; do
 	# skip the "-- name: query" header line, count calls in the plan proper
 	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'apikey_verify(' | wc -l)
 	if [ "$n" -ne 1 ]; then

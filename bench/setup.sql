@@ -27,6 +27,22 @@ SELECT k.key
  ORDER BY random()
  LIMIT :nloop;
 
+-- Keys that fail early, one per loop row: "bad" is the row's key with its
+-- last character (part of the checksum) changed, so MALFORMED without a
+-- table access; "gone" is a well-formed key whose row was deleted, so
+-- NOT_FOUND after both index probes.  1000 deleted keys, cycled.
+CREATE TABLE bench.gone (n int PRIMARY KEY, key text NOT NULL);
+INSERT INTO bench.gone (n, key)
+SELECT g.i - 1, c.key
+  FROM generate_series(1, least(1000, :nkeys)) AS g(i),
+       LATERAL apikey.apikey_create('gone-' || g.i, '{jobs:read}') AS c;
+DELETE FROM apikey.keys WHERE name LIKE 'gone-%';
+ALTER TABLE bench.loop ADD COLUMN bad text, ADD COLUMN gone text;
+UPDATE bench.loop AS l
+   SET bad = left(l.key, -1) || CASE WHEN right(l.key, 1) = 'A' THEN 'B' ELSE 'A' END,
+       gone = (SELECT g.key FROM bench.gone AS g
+                WHERE g.n = abs(hashtext(l.key)) % (SELECT count(*) FROM bench.gone));
+
 -- pgbench picks key number i through an indexed int lookup, so choosing
 -- the key costs the same in every variant.
 CREATE TABLE bench.k_arr (i int PRIMARY KEY, key text NOT NULL);
@@ -90,7 +106,11 @@ INSERT INTO bench.variant VALUES
  ('verify', 6, 'apikey.apikey_verify(key)',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key)).valid) FROM bench.loop AS l$q$),
  ('verify_scope', 7, 'apikey.apikey_verify(key, ''{jobs:read}'')',
-  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key, '{jobs:read}')).valid) FROM bench.loop AS l$q$);
+  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key, '{jobs:read}')).valid) FROM bench.loop AS l$q$),
+ ('malformed', 8, 'apikey.apikey_verify(bad checksum): MALFORMED',
+  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.bad)).code = 'MALFORMED') FROM bench.loop AS l$q$),
+ ('not_found', 9, 'apikey.apikey_verify(deleted key): NOT_FOUND',
+  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.gone)).code = 'NOT_FOUND') FROM bench.loop AS l$q$);
 
 CREATE TABLE bench.timing (
 	round	int NOT NULL,

@@ -24,7 +24,7 @@ SELECT v.ord, v.name, v.label, t.best, t.med, t.rounds,
 SELECT name AS variant, label AS "what each row does",
        round(best::numeric, 1) AS best_ms, round(med::numeric, 1) AS median_ms,
        round(us_best::numeric, 3) AS "µs/call best", round(us_med::numeric, 3) AS "µs/call median",
-       all_rows_passed AS "all valid"
+       all_rows_passed AS "all as expected"
   FROM s ORDER BY ord;
 
 \echo 'In-server ratios of per-call cost (< 1: apikey_verify is faster)'
@@ -45,7 +45,9 @@ SELECT p.label AS ratio,
                (2, 'apikey_verify(key) / plpgsql_verify(key, ''{}'')', 'verify', 'plpgsql'),
                (3, 'apikey_verify(key, ''{jobs:read}'') / SQL floor', 'verify_scope', 'floor'),
                (4, 'apikey_verify(key, ''{jobs:read}'') / plpgsql_verify(key, ''{jobs:read}'')', 'verify_scope', 'plpgsql_scope'),
-               (5, 'plpgsql_verify(key, ''{}'') / SQL floor', 'plpgsql', 'floor'))
+               (5, 'plpgsql_verify(key, ''{}'') / SQL floor', 'plpgsql', 'floor'),
+               (6, 'NOT_FOUND / MALFORMED (how much cheaper a malformed key is)', 'not_found', 'malformed'),
+               (7, 'NOT_FOUND / SQL floor', 'not_found', 'floor'))
        AS p(ord, label, a, b)
   JOIN s AS a ON a.name = p.a
   JOIN s AS b ON b.name = p.b

@@ -26,8 +26,8 @@ ok "$(grep -c '^features: on' "$r" 2>/dev/null)" 1 "the run measured with the 1.
 ok "$(grep -c '^plan checks: floor is a SubPlan with an Index Scan' "$r" 2>/dev/null)" 1 \
 	"the floor's plan is a SubPlan with an Index Scan and each verify runs once per row"
 ok "$(grep -c '^WARNING' "$r" 2>/dev/null)" 0 "no plan check failed"
-ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_scope|verify|verify_scope) +\|' "$r" 2>/dev/null | grep -c '| t$')" 7 \
-	"every in-server variant ran and every key it checked was valid"
+ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_scope|verify|verify_scope|malformed|not_found) +\|' "$r" 2>/dev/null | grep -c '| t$')" 9 \
+	"every in-server variant ran and every row got its expected code"
 for v in pick floor plpgsql verify verify_scope echo_p floor_p readme_p target_p; do
 	ok "$(grep -cE "^ $v +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 "pgbench variant $v has a row in the summary"
 done

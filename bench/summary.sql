@@ -53,6 +53,21 @@ SELECT p.label AS ratio,
   JOIN s AS b ON b.name = p.b
  ORDER BY p.ord;
 
+\echo 'Bulk creation, one INSERT ... SELECT over generate_series (keys per second)'
+SELECT b.what, b.n AS keys, round(b.ms::numeric, 0) AS ms,
+       round((b.n * 1000 / b.ms)::numeric, 0) AS "keys/s",
+       round((b.ms / p.ms)::numeric, 2) AS "time vs plain INSERT"
+  FROM bench.bulk AS b, bench.bulk AS p
+ WHERE p.what = 'plain INSERT'
+ ORDER BY b.what DESC;
+
+\echo 'Size per million keys (apikey.keys after VACUUM, scaled linearly from this run)'
+SELECT pg_size_pretty((pg_table_size('apikey.keys') * 1e6 / n)::bigint) AS "table (incl. TOAST)",
+       pg_size_pretty((pg_indexes_size('apikey.keys') * 1e6 / n)::bigint) AS "all indexes",
+       pg_size_pretty((pg_relation_size('apikey.keys_hash_prefix_idx') * 1e6 / n)::bigint) AS "hash prefix index",
+       pg_size_pretty((pg_relation_size('apikey.keys_secret_hash_idx') * 1e6 / n)::bigint) AS "unique hash index"
+  FROM (SELECT count(*)::numeric AS n FROM apikey.keys) AS c;
+
 \if :have_pgbench
 \echo 'pgbench -M prepared, 2 clients, one random key per transaction (best of the pgbench rounds)'
 \echo '(time/tx vs floor = floor TPS / variant TPS; < 1: faster than the floor)'

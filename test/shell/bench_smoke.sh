@@ -28,6 +28,9 @@ ok "$(grep -c '^plan checks: floor is a SubPlan with an Index Scan' "$r" 2>/dev/
 ok "$(grep -c '^WARNING' "$r" 2>/dev/null)" 0 "no plan check failed"
 ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_scope|verify|verify_scope|malformed|not_found) +\|' "$r" 2>/dev/null | grep -c '| t$')" 9 \
 	"every in-server variant ran and every row got its expected code"
+ok "$(grep -cE '^ (plain INSERT|apikey_create) +\| +300 +\|' "$r" 2>/dev/null)" 2 \
+	"bulk creation is timed for apikey_create and the plain INSERT reference"
+ok "$(grep -c '^Size per million keys' "$r" 2>/dev/null)" 1 "the size per million keys is reported"
 for v in pick floor plpgsql verify verify_scope echo_p floor_p readme_p target_p; do
 	ok "$(grep -cE "^ $v +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 "pgbench variant $v has a row in the summary"
 done

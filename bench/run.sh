@@ -59,6 +59,10 @@ if [ "$NKEYS" -lt 1 ] || [ "$NLOOP" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then
 	echo "run.sh: BENCH_KEYS, BENCH_LOOP and BENCH_ROUNDS must be at least 1" >&2
 	exit 2
 fi
+case "$FEATURES" in
+	0 | 1) ;;
+	*) echo "run.sh: BENCH_FEATURES must be 0 or 1" >&2; exit 2 ;;
+esac
 case "$PGB_MODE" in
 	prepared | extended) ;;
 	*) echo "run.sh: BENCH_PGBENCH_MODE must be prepared or extended" >&2; exit 2 ;;
@@ -97,9 +101,12 @@ fi
 say "start a throwaway cluster"
 SERVER_CONF=('shared_buffers = 256MB' 'jit = off')
 if [ "$FEATURES" = 1 ]; then
-	# room for every key, so no use is dropped for want of an entry
+	# room for every key, so no use is dropped for want of an entry, within
+	# the setting's bounds (1000 .. 10000000, its maximum)
+	TRACKED=$((NKEYS * 2 > 1000 ? NKEYS * 2 : 1000))
+	TRACKED=$((TRACKED > 10000000 ? 10000000 : TRACKED))
 	SERVER_CONF+=('shared_preload_libraries = apikey'
-		"apikey.max_tracked_keys = $((NKEYS * 2 > 1000 ? NKEYS * 2 : 1000))"
+		"apikey.max_tracked_keys = $TRACKED"
 		'apikey.log_verifications = failures' 'apikey.flush_interval = 1000')
 fi
 cluster_start "${SERVER_CONF[@]}"

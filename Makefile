@@ -23,6 +23,7 @@ OBJS = \
 	src/tracker.o \
 	src/utility.o \
 	src/verify.o \
+	src/verify_cache.o \
 	src/verify_eval.o \
 	src/verify_path.o \
 	src/verify_probe.o \
@@ -33,7 +34,7 @@ PGFILEDESC = "apikey - API keys for PostgreSQL"
 
 REGRESS = create verify scopes rotate errors postgrest limits
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
-ISOLATION = rotate rotate_foreign
+ISOLATION = rotate rotate_foreign cache
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
 PG_CONFIG ?= pg_config

@@ -678,7 +678,8 @@ COMMENT ON FUNCTION apikey.key_stats() IS
 	'live figures of this database''s keys in shared memory (use the view apikey.stats)';
 CREATE FUNCTION apikey.server_stats(
 	OUT verifications jsonb, OUT queue_depth integer, OUT queue_size integer,
-	OUT dropped bigint, OUT untracked bigint, OUT started_at timestamptz)
+	OUT dropped bigint, OUT untracked bigint, OUT started_at timestamptz,
+	OUT cache_hits bigint, OUT cache_misses bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'apikey_server_stats'
 LANGUAGE C VOLATILE STRICT;
@@ -689,15 +690,17 @@ CREATE VIEW apikey.stats WITH (security_invoker = true) AS
 SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
 	   s.rate_limit, s.bucket_tokens,
 	   NULL::jsonb AS verifications, NULL::integer AS queue_depth,
-	   NULL::integer AS queue_size, NULL::bigint AS dropped, NULL::bigint AS untracked
+	   NULL::integer AS queue_size, NULL::bigint AS dropped, NULL::bigint AS untracked,
+	   NULL::bigint AS cache_hits, NULL::bigint AS cache_misses
   FROM apikey.key_stats() s
   JOIN apikey.keys k ON k.id OPERATOR(pg_catalog.=) s.key_id
 UNION ALL
 SELECT 'server', NULL, NULL, NULL, NULL, NULL, NULL,
-	   v.verifications, v.queue_depth, v.queue_size, v.dropped, v.untracked
+	   v.verifications, v.queue_depth, v.queue_size, v.dropped, v.untracked,
+	   v.cache_hits, v.cache_misses
   FROM apikey.server_stats() v;
 COMMENT ON VIEW apikey.stats IS
-	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue and what was dropped';
+	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue, what was dropped and the verified-key cache''s hits and misses';
 COMMENT ON COLUMN apikey.stats.scope IS 'key: one tracked key; server: this server';
 COMMENT ON COLUMN apikey.stats.key_id IS 'the key';
 COMMENT ON COLUMN apikey.stats.name IS 'the key''s name';
@@ -710,6 +713,8 @@ COMMENT ON COLUMN apikey.stats.queue_depth IS 'verification outcomes waiting for
 COMMENT ON COLUMN apikey.stats.queue_size IS 'capacity of the queue (apikey.queue_size)';
 COMMENT ON COLUMN apikey.stats.dropped IS 'outcomes not logged because the queue was full';
 COMMENT ON COLUMN apikey.stats.untracked IS 'uses not counted because apikey.max_tracked_keys was reached';
+COMMENT ON COLUMN apikey.stats.cache_hits IS 'verifications that found the key in their backend''s verified-key cache (apikey.cache_size)';
+COMMENT ON COLUMN apikey.stats.cache_misses IS 'verifications of a well-formed key that had to look it up in apikey.keys';
 REVOKE ALL ON FUNCTION apikey.key_stats(), apikey.server_stats() FROM PUBLIC;
 REVOKE ALL ON apikey.stats FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikey.key_stats(), apikey.server_stats() TO apikey_admin, apikey_manager;
@@ -811,3 +816,23 @@ CREATE TRIGGER keys_no_truncate
 COMMENT ON TRIGGER keys_no_truncate ON apikey.keys IS
 	'losing every key takes a deliberate step: SET apikey.allow_drop = on';
 ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
+
+/*
+ * The verified-key cache (apikey.cache_size) of every backend, on standbys
+ * too, follows every committed change to a key: a relcache invalidation of
+ * apikey.keys per statement that can change or remove a row.  It fires in
+ * every replication role, like the guards.
+ */
+CREATE FUNCTION apikey.keys_cache_invalidate()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_keys_cache_invalidate'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.keys_cache_invalidate() IS
+	'trigger: makes every backend''s verified-key cache forget apikey.keys at commit';
+REVOKE ALL ON FUNCTION apikey.keys_cache_invalidate() FROM PUBLIC;
+CREATE TRIGGER keys_cache_invalidate
+	AFTER UPDATE OR DELETE OR TRUNCATE ON apikey.keys
+	FOR EACH STATEMENT EXECUTE FUNCTION apikey.keys_cache_invalidate();
+COMMENT ON TRIGGER keys_cache_invalidate ON apikey.keys IS
+	'keeps the verified-key caches coherent: disabling it lets backends verify against rows that have changed';
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_cache_invalidate;

@@ -36,6 +36,7 @@ _PG_init(void)
 	apikey_tracker_init();
 	apikey_worker_init();
 	apikey_catalog_init();
+	apikey_cache_init();
 	apikey_actor_init();
 	apikey_utility_init();
 	apikey_dropguard_init();

@@ -19,6 +19,8 @@
  *				ApikeyKey
  *	verify_eval.c	the pure checks on an ApikeyKey (enabled, expiry,
  *				scopes, addresses, resource) at a given time
+ *	verify_cache.c	the per-backend verified-key cache and the trigger
+ *				that keeps it coherent
  *	verify.c	the SQL function apikey_verify
  *	postgrest.c	apikey.postgrest_pre_request(), PostgREST's db-pre-request
  *				hook, and its settings
@@ -252,8 +254,16 @@ extern void apikey_check_done(ApikeyResult *result);
 
 /* verify_probe.c */
 extern bool apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
-							 TimestampTz now, ApikeyKey *key);
+							 TimestampTz now, MemoryContext cache_rows,
+							 ApikeyKey *key, bool *cacheable);
 extern void apikey_key_free(ApikeyKey *key);
+
+/* verify_cache.c */
+extern int	apikey_cache_size;
+extern void apikey_cache_init(void);
+extern MemoryContext apikey_cache_rows(const ApikeyCatalog *cat);
+extern bool apikey_cache_lookup(const uint8 *hash, ApikeyKey *key);
+extern void apikey_cache_insert(const uint8 *hash, ApikeyKey *key);
 
 /* verify_eval.c */
 extern ApikeyCode apikey_evaluate(const ApikeyKey *key,

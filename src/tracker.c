@@ -17,8 +17,9 @@
  *		spinlock (held for a few instructions, never across a call).
  *	  - the queue (head, count, slots) is guarded by the tranche's last
  *		LWLock; only logged outcomes take it (failures, by default).
- *	  - the per-code counters, the dropped and untracked counts and the
- *		"dirty" flag are atomics.
+ *	  - the per-code counters, the verified-key cache's hit and miss
+ *		counts, the dropped and untracked counts and the "dirty" flag are
+ *		atomics.
  *
  *	  Buckets: capacity rate_limit, refilled continuously at rate_limit per
  *	  rate_window; a key seen for the first time starts with a full bucket.
@@ -125,6 +126,8 @@ typedef struct TrackerShared
 	pg_atomic_uint64 verifications[APIKEY_NUM_CODES];
 	pg_atomic_uint64 dropped;	/* log entries lost to a full queue */
 	pg_atomic_uint64 untracked; /* uses lost to a full key table */
+	pg_atomic_uint64 cache_hits;	/* verified-key cache (verify_cache.c) */
+	pg_atomic_uint64 cache_misses;
 	pg_atomic_uint32 dirty;		/* something for the worker to write */
 	int			head;			/* queue: oldest slot */
 	int			count;
@@ -211,6 +214,8 @@ tracker_shmem_startup(void)
 			pg_atomic_init_u64(&shared->verifications[i], 0);
 		pg_atomic_init_u64(&shared->dropped, 0);
 		pg_atomic_init_u64(&shared->untracked, 0);
+		pg_atomic_init_u64(&shared->cache_hits, 0);
+		pg_atomic_init_u64(&shared->cache_misses, 0);
 		pg_atomic_init_u32(&shared->dirty, 0);
 		shared->head = 0;
 		shared->count = 0;
@@ -653,6 +658,18 @@ apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry)
 }
 
 /*
+ * apikey_tracker_count_cache: count a lookup in a backend's verified-key
+ * cache (nothing without shared memory).
+ */
+void
+apikey_tracker_count_cache(bool hit)
+{
+	if (shared == NULL)
+		return;
+	pg_atomic_fetch_add_u64(hit ? &shared->cache_hits : &shared->cache_misses, 1);
+}
+
+/*
  * apikey_tracker_record: count the outcome of one verification and queue
  * it for the log as apikey.log_verifications says.  Without shared memory
  * nothing is recorded, and the first call in a backend says so.
@@ -882,6 +899,8 @@ apikey_tracker_server_stats(ApikeyServerStats *s)
 		s->verifications[i] = pg_atomic_read_u64(&shared->verifications[i]);
 	s->dropped = pg_atomic_read_u64(&shared->dropped);
 	s->untracked = pg_atomic_read_u64(&shared->untracked);
+	s->cache_hits = pg_atomic_read_u64(&shared->cache_hits);
+	s->cache_misses = pg_atomic_read_u64(&shared->cache_misses);
 	LWLockAcquire(&locks[TRACKER_PARTITIONS].lock, LW_SHARED);
 	s->queue_depth = shared->count;
 	LWLockRelease(&locks[TRACKER_PARTITIONS].lock);
@@ -993,7 +1012,8 @@ apikey_key_stats(PG_FUNCTION_ARGS)
 
 /*
  * apikey.server_stats() returns setof (verifications jsonb, queue_depth,
- * queue_size, dropped, untracked, started_at): this server's figures, one
+ * queue_size, dropped, untracked, started_at, cache_hits, cache_misses):
+ * this server's figures, one
  * row, for superusers and members of apikey_admin only (none otherwise,
  * and none without shared memory).
  */
@@ -1005,8 +1025,8 @@ apikey_server_stats(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo;
 	ApikeyServerStats s;
 	StringInfoData codes;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, false, false, false};
+	Datum		values[8];
+	bool		nulls[8] = {0};
 	int			i;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -1027,6 +1047,8 @@ apikey_server_stats(PG_FUNCTION_ARGS)
 	values[3] = Int64GetDatum((int64) s.dropped);
 	values[4] = Int64GetDatum((int64) s.untracked);
 	values[5] = TimestampTzGetDatum(s.started_at);
+	values[6] = Int64GetDatum((int64) s.cache_hits);
+	values[7] = Int64GetDatum((int64) s.cache_misses);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

@@ -50,6 +50,8 @@ typedef struct ApikeyServerStats
 	uint64		verifications[APIKEY_NUM_CODES];
 	uint64		dropped;
 	uint64		untracked;
+	uint64		cache_hits;
+	uint64		cache_misses;
 	int			queue_depth;
 	int			queue_size;
 	TimestampTz started_at;
@@ -63,6 +65,7 @@ extern bool apikey_tracker_active(void);
 extern bool apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit,
 							   const Interval *window, int64 *retry_us);
 extern void apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry);
+extern void apikey_tracker_count_cache(bool hit);
 extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
 								  const ApikeyRequest *req);
 extern void apikey_tracker_mark_dirty(void);

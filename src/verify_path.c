@@ -3,8 +3,9 @@
  * verify_path.c
  *	  The verify path, shared by apikey_verify and the PostgREST hook, and
  *	  its result codes.  In order: parse and checksum (no table touched for
- *	  a malformed key), SHA-256, find the row (verify_probe.c), the pure
- *	  checks (verify_eval.c), then the rate limit, and count the outcome.
+ *	  a malformed key), SHA-256, find the row (the verified-key cache of
+ *	  verify_cache.c, else verify_probe.c), the pure checks (verify_eval.c),
+ *	  then the rate limit, and count the outcome.
  *
  *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
  *	  works in READ ONLY transactions and on hot standbys.  Rate limits and
@@ -20,6 +21,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 
 #include "apikey.h"
@@ -165,6 +167,8 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	const ApikeyCatalog *cat;
 	uint8		hash[APIKEY_HASH_LEN];
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	MemoryContext cache_rows;
+	ApikeyKey	cached;
 	bool		found;
 
 	memset(result, 0, sizeof(*result));
@@ -182,8 +186,34 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	}
 
 	apikey_secret_hash(key, len, hash);
+
+	/*
+	 * Take the invalidations already sent, as opening a table would: a
+	 * change committed before this statement then reaches the cache now,
+	 * not only at the next transaction (an unlocked read when none wait).
+	 */
+	AcceptInvalidationMessages();
 	cat = apikey_catalog_lock(AccessShareLock);
-	found = apikey_probe_key(cat, hash, now, &result->key);
+	cache_rows = apikey_cache_rows(cat);
+	if (apikey_cache_lookup(hash, &cached))
+	{
+		/* a previous secret counts only within its grace period */
+		found = cached.grace_isnull || cached.grace_until > now;
+		if (found)
+			result->key = cached;
+		apikey_tracker_count_cache(true);
+	}
+	else
+	{
+		bool		cacheable;
+
+		found = apikey_probe_key(cat, hash, now, cache_rows, &result->key,
+								 &cacheable);
+		if (cacheable)
+			apikey_cache_insert(hash, &result->key);
+		if (cache_rows != NULL)
+			apikey_tracker_count_cache(false);
+	}
 	kf_wipe(hash, sizeof(hash));
 
 	if (!found)

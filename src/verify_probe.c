@@ -11,16 +11,24 @@
  *	  work on a plain struct.  No SPI, no writes: it runs in READ ONLY
  *	  transactions and on hot standbys.
  *
+ *	  It also says whether the row may be cached (verify_cache.c): only if
+ *	  no transaction but a committed or aborted one has touched it, read
+ *	  under the buffer's lock, so a version being replaced or deleted is
+ *	  never kept past the call that read it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "executor/tuptable.h"
+#include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -74,20 +82,57 @@ att(const Datum *values, const bool *nulls, AttrNumber attnum, bool *isnull)
 }
 
 /*
- * copy_key: copy the row in slot into key.  One palloc'd tuple holds every
- * pass-by-reference value.
+ * settled: true if the row in slot (a buffer heap tuple) may be cached.
+ * Its xmax must be unset, aborted (hinted) or a mere row lock, and its xmin
+ * not our own transaction's: a version that another transaction is
+ * replacing or deleting, visible only to older snapshots, must not outlive
+ * this call, and neither may one that our own transaction could still roll
+ * back.  Read under the buffer's share lock, since only the pin is held.
+ */
+static bool
+settled(TupleTableSlot *slot)
+{
+	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
+	HeapTupleHeader tup;
+	bool		ok;
+
+	if (!TTS_IS_BUFFERTUPLE(slot) || !BufferIsValid(bslot->buffer))
+		return false;
+	tup = bslot->base.tuple->t_data;
+	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	ok = ((tup->t_infomask & HEAP_XMAX_INVALID) ||
+		  !TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tup)) ||
+		  HEAP_XMAX_IS_LOCKED_ONLY(tup->t_infomask)) &&
+		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup));
+	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	return ok;
+}
+
+/*
+ * copy_key: copy the row in slot into key, in memory context cxt.  One
+ * palloc'd tuple holds every pass-by-reference value.
  */
 static void
 copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
-		 ApikeyKey *key)
+		 MemoryContext cxt, ApikeyKey *key)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	Datum		values_buf[64];
+	bool		nulls_buf[64];
+	Datum	   *values = values_buf;
+	bool	   *nulls = nulls_buf;
 	bool		isnull;
 	Datum		d;
+	MemoryContext old;
 
+	if (desc->natts > lengthof(values_buf))
+	{
+		values = palloc(sizeof(Datum) * desc->natts);
+		nulls = palloc(sizeof(bool) * desc->natts);
+	}
+	old = MemoryContextSwitchTo(cxt);
 	key->tuple = ExecCopySlotHeapTuple(slot);
+	MemoryContextSwitchTo(old);
 	heap_deform_tuple(key->tuple, desc, values, nulls);
 
 	key->key_id = DatumGetInt64(att(values, nulls, cat->att_id, &isnull));
@@ -116,33 +161,41 @@ copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
 		key->db_role = (Datum) 0;
 		key->db_role_isnull = true;
 	}
-	key->grace_until = 0;
-	key->grace_isnull = true;
-	pfree(values);
-	pfree(nulls);
+	if (values != values_buf)
+	{
+		pfree(values);
+		pfree(nulls);
+	}
 }
 
 /*
  * apikey_probe_key: find the key whose current secret, or whose previous
  * secret still in its grace period at now, hashes to hash; true and the
  * row copied into key if found.  The caller holds cat's lock.
+ *
+ * With cache_rows (verify_cache.c), a row that may be cached is copied into
+ * that context and *cacheable set: the caller must then hand it to
+ * apikey_cache_insert.  Any other row is copied into the current context.
  */
 bool
 apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
-				 TimestampTz now, ApikeyKey *key)
+				 TimestampTz now, MemoryContext cache_rows,
+				 ApikeyKey *key, bool *cacheable)
 {
 	Relation	rel;
 	TupleTableSlot *slot;
 	bool		found;
+	TimestampTz grace_until = 0;
+	bool		grace_isnull = true;
 
+	*cacheable = false;
 	rel = table_open(cat->keys_relid, NoLock);
 	slot = table_slot_create(rel, NULL);
 
 	found = probe(rel, cat->prefix_idx, cat->att_secret_hash, hash, slot);
-	if (found)
-		copy_key(cat, rel, slot, key);
-	else if (probe(rel, cat->grace_prefix_idx, cat->att_grace_secret_hash,
-				   hash, slot))
+	if (!found &&
+		probe(rel, cat->grace_prefix_idx, cat->att_grace_secret_hash,
+			  hash, slot))
 	{
 		bool		isnull;
 		Datum		until = slot_getattr(slot, cat->att_grace_until, &isnull);
@@ -150,11 +203,18 @@ apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 		/* the previous secret of a rotated key, still in its grace period */
 		if (!isnull && DatumGetTimestampTz(until) > now)
 		{
-			copy_key(cat, rel, slot, key);
-			key->grace_until = DatumGetTimestampTz(until);
-			key->grace_isnull = false;
 			found = true;
+			grace_until = DatumGetTimestampTz(until);
+			grace_isnull = false;
 		}
+	}
+	if (found)
+	{
+		*cacheable = cache_rows != NULL && settled(slot);
+		copy_key(cat, rel, slot,
+				 *cacheable ? cache_rows : CurrentMemoryContext, key);
+		key->grace_until = grace_until;
+		key->grace_isnull = grace_isnull;
 	}
 
 	ExecDropSingleTupleTableSlot(slot);

@@ -5,7 +5,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 
 CREATE ROLE pt_guard_writer NOLOGIN IN ROLE pg_write_all_data, pg_read_all_data, apikey_admin;
 SELECT key_id AS id FROM apikey.apikey_create('pt guard', '{jobs:read}') \gset
@@ -76,6 +76,21 @@ SET LOCAL session_replication_role = origin;
 SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid IN ('apikey.keys'::regclass, 'apikey.audit'::regclass)
 			 AND tgname IN ('keys_guard', 'keys_audit', 'keys_db_role_guard', 'audit_immutable', 'audit_no_truncate')
 			 AND tgenabled = 'A'), 5, 'the guard and audit triggers fire ALWAYS');
+
+-- the verified-key cache's invalidation: every statement that can change a
+-- row, in every replication role, beyond the reach of non-owners
+SELECT is((SELECT tgenabled::text || ' ' || (tgtype::int & 1 = 0) || ' ' || (tgtype::int & (8 | 16 | 32) = 8 | 16 | 32)
+			   || ' ' || (tgtype::int & 4 = 0) || ' ' || (tgtype::int & 2 = 0)
+			 FROM pg_trigger WHERE tgrelid = 'apikey.keys'::regclass AND tgname = 'keys_cache_invalidate'),
+	'A true true true true', 'keys_cache_invalidate: ALWAYS, per statement, on UPDATE, DELETE and TRUNCATE, not INSERT, AFTER');
+SELECT ok(NOT has_function_privilege('public', 'apikey.keys_cache_invalidate()', 'EXECUTE'),
+	'PUBLIC cannot execute keys_cache_invalidate()');
+SELECT throws_ok('SELECT apikey.keys_cache_invalidate()', '39P01', NULL,
+	'keys_cache_invalidate() cannot be called outside a trigger');
+SET ROLE pt_guard_writer;
+SELECT throws_ok('ALTER TABLE apikey.keys DISABLE TRIGGER keys_cache_invalidate', '42501', NULL,
+	'a role with apikey_admin and pg_write_all_data cannot disable the cache invalidation');
+RESET ROLE;
 
 -- losing every key takes a deliberate step
 SELECT throws_ok('DROP EXTENSION apikey', '2BP01', NULL, 'DROP EXTENSION apikey is refused while keys exist');

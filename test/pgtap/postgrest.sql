@@ -60,6 +60,7 @@ SELECT is(pg_get_function_arguments('apikey.has_scope'::regproc), 'scope text', 
 ------------------------------------------------------------------------
 SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LIKE 'apikey.%' ORDER BY name$$,
 	$$VALUES ('apikey.allow_drop'::text, 'superuser'::text, 'off'::text),
+			 ('apikey.cache_size', 'superuser', '1024'),
 			 ('apikey.client_addr_header', 'superuser', ''),
 			 ('apikey.default_prefix', 'user', 'ak'),
 			 ('apikey.flush_interval', 'sighup', '1000'),

@@ -1,7 +1,8 @@
 # 003_standby.pl: a streaming hot standby with apikey preloaded.  Keys
 # created, rotated and disabled on the primary verify (and stop verifying)
 # there after replay; rate limits and usage are counted per server and
-# shown in apikey.stats; the worker never runs there and nothing errors.
+# shown in apikey.stats; the worker never runs there and nothing errors;
+# the verified-key cache of a standby backend follows replay.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -68,6 +69,43 @@ is(on_standby("SELECT (apikey.apikey_verify('ak_malformed')).code"), 'MALFORMED'
 on_standby("SELECT apikey.apikey_verify('ak_nope')");
 is(on_standby("SELECT (verifications->>'MALFORMED')::int >= 1 AND queue_depth >= 1 FROM apikey.stats WHERE scope = 'server'"), 't',
 	'a failure on the standby is counted and held in its queue');
+
+# the verified-key cache of a standby backend follows replay: a session
+# kept open there (as a pooled connection is) caches a key, the primary
+# changes it, and the session's next transaction after replay sees the
+# change.  Keys come from a replicated table, so none is in this log.
+$primary->safe_psql('postgres', q{
+CREATE TABLE ck (name text PRIMARY KEY, key text);
+INSERT INTO ck SELECT n, key FROM unnest(ARRAY['c disable', 'c rotate', 'c quiet']) n, apikey.apikey_create(n, '{}') k;
+});
+replay();
+my $pooled = $standby->background_psql('postgres');
+sub pooled { return $pooled->query_safe("SELECT (apikey.apikey_verify(key)).code FROM ck WHERE name = '$_[0]'"); }
+sub hits { return on_standby("SELECT cache_hits FROM apikey.stats WHERE scope = 'server'"); }
+is(pooled('c disable') . ' ' . pooled('c rotate') . ' ' . pooled('c quiet'), 'VALID VALID VALID',
+	'a standby session verifies three keys');
+my $hits = hits();
+is(pooled('c disable') . ' ' . pooled('c rotate') . ' ' . pooled('c quiet'), 'VALID VALID VALID', 'and again');
+is(hits() - $hits, 3, 'from its cache: three hits on the standby');
+$primary->safe_psql('postgres', "UPDATE apikey.keys SET enabled = false WHERE name = 'c disable'");
+$primary->safe_psql('postgres', "SELECT apikey.apikey_rotate(id) FROM apikey.keys WHERE name = 'c rotate'");
+replay();
+is(pooled('c disable') . ' ' . pooled('c rotate'), 'DISABLED NOT_FOUND',
+	'after replay, the cached keys disabled and rotated on the primary are DISABLED and NOT_FOUND');
+
+# the invalidation rides on the trigger's commit record: without it, the
+# standby session keeps its cached row while a new session sees the change
+$primary->safe_psql('postgres', "ALTER TABLE apikey.keys DISABLE TRIGGER keys_cache_invalidate");
+replay();
+is(pooled('c quiet'), 'VALID', 'with the invalidation trigger disabled on the primary, the key verifies (cached)');
+$primary->safe_psql('postgres', "UPDATE apikey.keys SET enabled = false WHERE name = 'c quiet'");
+replay();
+is(pooled('c quiet') . ' ' . on_standby("SELECT (apikey.apikey_verify(key)).code FROM ck WHERE name = 'c quiet'"),
+	'VALID DISABLED', 'a change without the trigger: the cached session answers VALID, a new session DISABLED');
+$primary->safe_psql('postgres', "ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_cache_invalidate");
+replay();
+is(pooled('c quiet'), 'DISABLED', 'enabling the trigger again invalidates: DISABLED');
+$pooled->quit;
 
 $standby->stop;
 $primary->stop;

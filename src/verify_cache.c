@@ -1,0 +1,280 @@
+/*-------------------------------------------------------------------------
+ *
+ * verify_cache.c
+ *	  The verified-key cache: per backend, the rows of recently verified
+ *	  keys, keyed by the SHA-256 of the presented secret (never the secret
+ *	  itself), so that a repeated key skips the index probe and heap fetch.
+ *	  What a hit returns is the row as it was copied; every check on it,
+ *	  time-based ones included, runs again on every call (verify_eval.c).
+ *
+ *	  Bounded: apikey.cache_size entries, in sets of CACHE_WAYS found from
+ *	  the hash's bytes (SHA-256 is uniform, so no second hash is needed);
+ *	  within a full set a clock picks the victim.  Rows live in their own
+ *	  memory context, "apikey verified-key cache", which is reset whole when
+ *	  the cache is emptied.
+ *
+ *	  Coherent, with PostgreSQL's own invalidation machinery: a statement
+ *	  trigger on apikey.keys (keys_cache_invalidate, ENABLE ALWAYS) sends a
+ *	  relcache invalidation of the table for every UPDATE, DELETE and
+ *	  TRUNCATE.  It goes out at commit, never on rollback; every backend
+ *	  takes it at the start of its next transaction, and the startup process
+ *	  of a hot standby replays it from the commit record.  Our relcache
+ *	  callback then marks the cache stale, and the next lookup empties it.
+ *	  INSERT needs none: a new row cannot change a cached one, and misses
+ *	  are not cached.  The worker's usage flushes write apikey.usage, never
+ *	  apikey.keys, so they invalidate nothing.
+ *
+ *	  A row is cached only if no other transaction is changing it when it
+ *	  is copied (verify_probe.c checks its xmax under the buffer lock): a
+ *	  verifier whose snapshot still shows a version that a concurrent
+ *	  transaction has replaced or deleted uses it for this call only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "apikey.h"
+#include "tracker.h"
+
+#define CACHE_WAYS		8
+
+typedef struct CacheEntry
+{
+	uint32		gen;			/* valid only if equal to cache_gen */
+	bool		referenced;		/* used since the clock last passed */
+	uint8		hash[APIKEY_HASH_LEN];
+	ApikeyKey	key;			/* key.tuple lives in row_cxt */
+} CacheEntry;
+
+int			apikey_cache_size = 1024;
+
+static MemoryContext cache_cxt = NULL;	/* the entry array */
+static MemoryContext row_cxt = NULL;	/* the rows, reset when emptied */
+static CacheEntry *entries = NULL;
+static uint8 *hands = NULL;		/* per set: where the clock stands */
+static uint32 nsets = 0;		/* a power of two, or 0: no cache */
+static int	sized_for = -1;		/* apikey.cache_size when last resized */
+static uint32 cache_gen = 1;
+static Oid	cache_relid = InvalidOid;	/* the apikey.keys of its rows */
+static bool cache_stale = false;
+
+/*
+ * relcache_callback: apikey.keys changed (or the whole relcache was reset):
+ * the next lookup empties the cache.  Only a flag here; a callback may run
+ * while a caller still uses a row of the cache.
+ */
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cache_relid)
+		cache_stale = true;
+}
+
+/* empty: forget every row */
+static void
+empty(void)
+{
+	if (++cache_gen == 0)
+	{
+		/* after 2^32 emptyings an old entry could look current again */
+		if (entries != NULL)
+			memset(entries, 0, sizeof(CacheEntry) * nsets * CACHE_WAYS);
+		cache_gen = 1;
+	}
+	if (row_cxt != NULL)
+		MemoryContextReset(row_cxt);
+	cache_stale = false;
+}
+
+/* resize: make the entry array match apikey.cache_size (0: no cache) */
+static void
+resize(void)
+{
+	uint32		want = 0;
+
+	empty();
+	if (cache_cxt == NULL)
+	{
+		cache_cxt = AllocSetContextCreate(TopMemoryContext,
+										  "apikey verified-key cache",
+										  ALLOCSET_DEFAULT_SIZES);
+		row_cxt = AllocSetContextCreate(cache_cxt,
+										"apikey verified-key cache rows",
+										ALLOCSET_DEFAULT_SIZES);
+	}
+	if (entries != NULL)
+		pfree(entries);
+	if (hands != NULL)
+		pfree(hands);
+	entries = NULL;
+	hands = NULL;
+	if (apikey_cache_size > 0)
+	{
+		want = 1;
+		while ((uint64) want * CACHE_WAYS < (uint64) apikey_cache_size)
+			want <<= 1;
+		entries = MemoryContextAllocExtended(cache_cxt,
+											 sizeof(CacheEntry) * want * CACHE_WAYS,
+											 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		hands = MemoryContextAllocZero(cache_cxt, want);
+	}
+	nsets = want;
+	sized_for = apikey_cache_size;
+}
+
+/* the set of a hash: bytes 8..11, apart from the index's 8-byte prefix */
+static inline CacheEntry *
+set_of(const uint8 *hash, uint32 *set)
+{
+	uint32		h;
+
+	memcpy(&h, hash + 8, sizeof(h));
+	*set = h & (nsets - 1);
+	return &entries[(Size) *set * CACHE_WAYS];
+}
+
+/*
+ * apikey_cache_rows: the memory context a probe copies a cacheable row into,
+ * or NULL if there is no cache.  Also brings the cache in line with
+ * apikey.cache_size, the invalidations taken and the apikey.keys of cat.
+ * Call it before apikey_cache_lookup, in the same call.
+ */
+MemoryContext
+apikey_cache_rows(const ApikeyCatalog *cat)
+{
+	if (apikey_cache_size != sized_for)
+		resize();
+	if (cache_stale || cat->keys_relid != cache_relid)
+	{
+		empty();
+		cache_relid = cat->keys_relid;
+	}
+	return nsets > 0 ? row_cxt : NULL;
+}
+
+/*
+ * apikey_cache_lookup: the cached row of the key whose secret hashes to
+ * hash; true and *key set if found.  *key borrows the cache's memory (its
+ * tuple is NULL, so apikey_key_free leaves it alone), valid until the next
+ * apikey_cache_rows.
+ */
+bool
+apikey_cache_lookup(const uint8 *hash, ApikeyKey *key)
+{
+	CacheEntry *e;
+	uint32		set;
+	int			i;
+
+	if (nsets == 0)
+		return false;
+	e = set_of(hash, &set);
+	for (i = 0; i < CACHE_WAYS; i++, e++)
+	{
+		if (e->gen == cache_gen &&
+			memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0)
+		{
+			e->referenced = true;
+			*key = e->key;
+			key->tuple = NULL;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * apikey_cache_insert: keep key, whose tuple was allocated in the context
+ * apikey_cache_rows returned, under hash.  The cache owns the tuple from
+ * here on: key->tuple becomes NULL, the other fields stay valid until the
+ * next apikey_cache_rows.
+ */
+void
+apikey_cache_insert(const uint8 *hash, ApikeyKey *key)
+{
+	CacheEntry *set_start;
+	CacheEntry *victim = NULL;
+	uint32		set;
+	int			i;
+
+	Assert(nsets > 0 && GetMemoryChunkContext(key->tuple) == row_cxt);
+	set_start = set_of(hash, &set);
+	for (i = 0; i < CACHE_WAYS; i++)
+	{
+		if (set_start[i].gen != cache_gen)
+		{
+			victim = &set_start[i];
+			break;
+		}
+	}
+	if (victim == NULL)
+	{
+		/* a clock over the set: the first entry not used since last time */
+		for (;;)
+		{
+			CacheEntry *e = &set_start[hands[set]];
+
+			hands[set] = (hands[set] + 1) % CACHE_WAYS;
+			if (!e->referenced)
+			{
+				victim = e;
+				break;
+			}
+			e->referenced = false;
+		}
+		heap_freetuple(victim->key.tuple);
+	}
+	victim->gen = cache_gen;
+	victim->referenced = false;
+	memcpy(victim->hash, hash, APIKEY_HASH_LEN);
+	victim->key = *key;
+	key->tuple = NULL;
+}
+
+/*
+ * apikey_cache_init: the setting and the invalidation callback, from
+ * _PG_init.
+ */
+void
+apikey_cache_init(void)
+{
+	DefineCustomIntVariable("apikey.cache_size",
+							"Keys each backend keeps in its verified-key cache.",
+							"0 turns the cache off.  Each cached key costs about "
+							"its row in apikey.keys plus 200 bytes.",
+							&apikey_cache_size,
+							1024,
+							0,
+							1024 * 1024,
+							PGC_SUSET,
+							0,
+							NULL,
+							NULL,
+							NULL);
+	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+}
+
+/*
+ * apikey.keys_cache_invalidate(): the statement trigger that keeps every
+ * backend's cache (on standbys too) coherent with apikey.keys.
+ */
+APIKEY_SQL_FUNCTION(apikey_keys_cache_invalidate);
+
+Datum
+apikey_keys_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("apikey.keys_cache_invalidate() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}

@@ -29,6 +29,9 @@ OBJS = \
 	src/verify_probe.o \
 	src/worker.o
 
+# SHA-256 through OpenSSL's EVP interface (src/secret.c), as pgcrypto does
+SHLIB_LINK = -lcrypto
+
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC = "apikey - API keys for PostgreSQL"
 

@@ -17,6 +17,8 @@ pkgs=(
 	python3
 	bc
 	zlib1g-dev
+	libssl-dev
+	gnuplot-nox
 	clang
 	libclang-rt-14-dev
 	gcc

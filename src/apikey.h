@@ -262,7 +262,8 @@ extern void apikey_key_free(ApikeyKey *key);
 extern int	apikey_cache_size;
 extern void apikey_cache_init(void);
 extern MemoryContext apikey_cache_rows(const ApikeyCatalog *cat);
-extern bool apikey_cache_lookup(const uint8 *hash, ApikeyKey *key);
+extern bool apikey_cache_lookup(const uint8 *hash, ApikeyKey *key,
+								bool *admit);
 extern void apikey_cache_insert(const uint8 *hash, ApikeyKey *key);
 
 /* verify_eval.c */

@@ -2,16 +2,17 @@
  *
  * secret.c
  *	  Minting keys from the server's strong random source and hashing them
- *	  with PostgreSQL's cryptohash API (SHA-256).  Every buffer that held
+ *	  (SHA-256, OpenSSL's EVP interface, as pgcrypto uses it).  Every buffer that held
  *	  random bytes is wiped before it goes out of scope.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "common/cryptohash.h"
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
 #include "fmgr.h"
-#include "utils/resowner.h"
 
 #include "apikey.h"
 
@@ -50,38 +51,25 @@ apikey_secret_mint(const char *prefix, char *key, size_t keysize)
 }
 
 /*
- * One SHA-256 context per backend, reused by every call: creating one costs
- * more than hashing a key.  It belongs to a resource owner of our own that
- * is never released, so it outlives transactions without a leak warning.
+ * SHA-256 through OpenSSL's EVP interface, with the algorithm fetched once
+ * per backend and one context reused by every call.  PostgreSQL's
+ * cryptohash API asks OpenSSL 3 to look the algorithm up again at every
+ * init (a lock and a provider search, about 0.25 µs, more than hashing a
+ * key); with the fetched algorithm a key hashes in about 0.1 µs.  The
+ * context lives in OpenSSL's own memory for the life of the backend.
  */
-static pg_cryptohash_ctx *hash_ctx = NULL;
+static EVP_MD_CTX *hash_ctx = NULL;
+static EVP_MD *hash_md = NULL;
 
-static pg_cryptohash_ctx *
-backend_hash_ctx(void)
+static void
+hash_failed(void)
 {
-	if (hash_ctx == NULL)
-	{
-		static ResourceOwner owner = NULL;
-		ResourceOwner save = CurrentResourceOwner;
+	const char *reason = ERR_reason_error_string(ERR_get_error());
 
-		if (owner == NULL)
-			owner = ResourceOwnerCreate(NULL, "apikey hash context");
-		CurrentResourceOwner = owner;
-		PG_TRY();
-		{
-			hash_ctx = pg_cryptohash_create(PG_SHA256);
-		}
-		PG_FINALLY();
-		{
-			CurrentResourceOwner = save;
-		}
-		PG_END_TRY();
-		if (hash_ctx == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory")));
-	}
-	return hash_ctx;
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("could not compute SHA-256"),
+			 errdetail("OpenSSL: %s", reason ? reason : "no error reported")));
 }
 
 /*
@@ -90,12 +78,23 @@ backend_hash_ctx(void)
 void
 apikey_secret_hash(const char *key, size_t len, uint8 *hash)
 {
-	pg_cryptohash_ctx *ctx = backend_hash_ctx();
+	unsigned int hlen = 0;
 
-	if (pg_cryptohash_init(ctx) < 0 ||
-		pg_cryptohash_update(ctx, (const uint8 *) key, len) < 0 ||
-		pg_cryptohash_final(ctx, hash, APIKEY_HASH_LEN) < 0)
-		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	if (hash_ctx == NULL)
+	{
+		if (hash_md == NULL &&
+			(hash_md = EVP_MD_fetch(NULL, "SHA2-256", NULL)) == NULL)
+			hash_failed();
+		if ((hash_ctx = EVP_MD_CTX_new()) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+	}
+	if (EVP_DigestInit_ex2(hash_ctx, hash_md, NULL) != 1 ||
+		EVP_DigestUpdate(hash_ctx, key, len) != 1 ||
+		EVP_DigestFinal_ex(hash_ctx, hash, &hlen) != 1 ||
+		hlen != APIKEY_HASH_LEN)
+		hash_failed();
 }
 
 /*

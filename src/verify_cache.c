@@ -9,7 +9,8 @@
  *
  *	  Bounded: apikey.cache_size entries, in sets of CACHE_WAYS found from
  *	  the hash's bytes (SHA-256 is uniform, so no second hash is needed);
- *	  within a full set a clock picks the victim.  Rows live in their own
+ *	  within a full set a clock picks the victim, and only a key that
+ *	  missed twice is let in (see CacheSet).  Rows live in their own
  *	  memory context, "apikey verified-key cache", which is reset whole when
  *	  the cache is emptied.
  *
@@ -45,23 +46,42 @@
 
 #define CACHE_WAYS		8
 
+/*
+ * A set: one cache line of tags, so that a miss reads 64 bytes and not the
+ * eight entries.  A tag is 2 more bytes of the hash; the entry holds the
+ * whole hash, compared on a tag match.  ghost holds the tags of keys that
+ * missed while the set was full: a key is admitted into a full set only
+ * when it misses a second time, so a stream of keys seen once (a hot set
+ * larger than the cache) does not churn the cache and costs one line.
+ */
+typedef struct CacheSet
+{
+	uint16		tag[CACHE_WAYS];
+	uint16		ghost[CACHE_WAYS];
+	uint8		used;			/* bit i: way i holds a row */
+	uint8		referenced;		/* bit i: way i used since the clock passed */
+	uint8		hand;			/* where the clock stands */
+	uint8		ghosts;			/* bit i: ghost[i] is set */
+	uint8		ghost_hand;		/* the next ghost to replace */
+	char		pad[64 - 2 * CACHE_WAYS * sizeof(uint16) - 5];
+} CacheSet;
+
+StaticAssertDecl(sizeof(CacheSet) == 64, "a cache set is one cache line");
+
 typedef struct CacheEntry
 {
-	uint32		gen;			/* valid only if equal to cache_gen */
-	bool		referenced;		/* used since the clock last passed */
 	uint8		hash[APIKEY_HASH_LEN];
 	ApikeyKey	key;			/* key.tuple lives in row_cxt */
 } CacheEntry;
 
 int			apikey_cache_size = 1024;
 
-static MemoryContext cache_cxt = NULL;	/* the entry array */
+static MemoryContext cache_cxt = NULL;	/* the arrays */
 static MemoryContext row_cxt = NULL;	/* the rows, reset when emptied */
-static CacheEntry *entries = NULL;
-static uint8 *hands = NULL;		/* per set: where the clock stands */
+static CacheSet *sets = NULL;	/* nsets, aligned to 64 bytes */
+static CacheEntry *entries = NULL;	/* nsets * CACHE_WAYS */
 static uint32 nsets = 0;		/* a power of two, or 0: no cache */
 static int	sized_for = -1;		/* apikey.cache_size when last resized */
-static uint32 cache_gen = 1;
 static Oid	cache_relid = InvalidOid;	/* the apikey.keys of its rows */
 static bool cache_stale = false;
 
@@ -81,25 +101,19 @@ relcache_callback(Datum arg, Oid relid)
 static void
 empty(void)
 {
-	if (++cache_gen == 0)
-	{
-		/* after 2^32 emptyings an old entry could look current again */
-		if (entries != NULL)
-			memset(entries, 0, sizeof(CacheEntry) * nsets * CACHE_WAYS);
-		cache_gen = 1;
-	}
+	if (sets != NULL)
+		memset(sets, 0, sizeof(CacheSet) * nsets);
 	if (row_cxt != NULL)
 		MemoryContextReset(row_cxt);
 	cache_stale = false;
 }
 
-/* resize: make the entry array match apikey.cache_size (0: no cache) */
+/* resize: make the arrays match apikey.cache_size (0: no cache) */
 static void
 resize(void)
 {
 	uint32		want = 0;
 
-	empty();
 	if (cache_cxt == NULL)
 	{
 		cache_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -109,35 +123,38 @@ resize(void)
 										"apikey verified-key cache rows",
 										ALLOCSET_DEFAULT_SIZES);
 	}
-	if (entries != NULL)
-		pfree(entries);
-	if (hands != NULL)
-		pfree(hands);
+	MemoryContextResetOnly(cache_cxt);	/* the arrays, not row_cxt */
+	sets = NULL;
 	entries = NULL;
-	hands = NULL;
 	if (apikey_cache_size > 0)
 	{
 		want = 1;
 		while ((uint64) want * CACHE_WAYS < (uint64) apikey_cache_size)
 			want <<= 1;
+		sets = (CacheSet *)
+			TYPEALIGN(64, MemoryContextAllocExtended(cache_cxt,
+													 sizeof(CacheSet) * want + 64,
+													 MCXT_ALLOC_HUGE));
 		entries = MemoryContextAllocExtended(cache_cxt,
 											 sizeof(CacheEntry) * want * CACHE_WAYS,
-											 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		hands = MemoryContextAllocZero(cache_cxt, want);
+											 MCXT_ALLOC_HUGE);
 	}
 	nsets = want;
 	sized_for = apikey_cache_size;
+	empty();
 }
 
-/* the set of a hash: bytes 8..11, apart from the index's 8-byte prefix */
-static inline CacheEntry *
-set_of(const uint8 *hash, uint32 *set)
+/* where a hash goes: its set (bytes 8..11, apart from the index's 8-byte
+ * prefix) and its tag (bytes 12..13) */
+static inline CacheSet *
+set_of(const uint8 *hash, uint32 *setno, uint16 *tag)
 {
 	uint32		h;
 
 	memcpy(&h, hash + 8, sizeof(h));
-	*set = h & (nsets - 1);
-	return &entries[(Size) *set * CACHE_WAYS];
+	memcpy(tag, hash + 12, sizeof(*tag));
+	*setno = h & (nsets - 1);
+	return &sets[*setno];
 }
 
 /*
@@ -163,29 +180,55 @@ apikey_cache_rows(const ApikeyCatalog *cat)
  * apikey_cache_lookup: the cached row of the key whose secret hashes to
  * hash; true and *key set if found.  *key borrows the cache's memory (its
  * tuple is NULL, so apikey_key_free leaves it alone), valid until the next
- * apikey_cache_rows.
+ * apikey_cache_rows.  On a miss, *admit says whether the row, if found,
+ * should be cached: always while the set has room, else on a second miss.
  */
 bool
-apikey_cache_lookup(const uint8 *hash, ApikeyKey *key)
+apikey_cache_lookup(const uint8 *hash, ApikeyKey *key, bool *admit)
 {
-	CacheEntry *e;
-	uint32		set;
+	CacheSet   *set;
+	uint32		setno;
+	uint16		tag;
 	int			i;
 
+	*admit = false;
 	if (nsets == 0)
 		return false;
-	e = set_of(hash, &set);
-	for (i = 0; i < CACHE_WAYS; i++, e++)
+	set = set_of(hash, &setno, &tag);
+	for (i = 0; i < CACHE_WAYS; i++)
 	{
-		if (e->gen == cache_gen &&
-			memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0)
+		CacheEntry *e;
+
+		if (!(set->used & (1 << i)) || set->tag[i] != tag)
+			continue;
+		e = &entries[(Size) setno * CACHE_WAYS + i];
+		if (memcmp(e->hash, hash, APIKEY_HASH_LEN) == 0)
 		{
-			e->referenced = true;
+			set->referenced |= (1 << i);
 			*key = e->key;
 			key->tuple = NULL;
 			return true;
 		}
 	}
+	if (set->used != (uint8) ((1 << CACHE_WAYS) - 1))
+	{
+		*admit = true;
+		return false;
+	}
+	for (i = 0; i < CACHE_WAYS; i++)
+	{
+		if ((set->ghosts & (1 << i)) && set->ghost[i] == tag)
+		{
+			set->ghosts &= ~(1 << i);
+			*admit = true;
+			return false;
+		}
+	}
+	/* seen once: remember the tag only */
+	i = set->ghost_hand;
+	set->ghost_hand = (set->ghost_hand + 1) % CACHE_WAYS;
+	set->ghost[i] = tag;
+	set->ghosts |= (1 << i);
 	return false;
 }
 
@@ -198,42 +241,43 @@ apikey_cache_lookup(const uint8 *hash, ApikeyKey *key)
 void
 apikey_cache_insert(const uint8 *hash, ApikeyKey *key)
 {
-	CacheEntry *set_start;
-	CacheEntry *victim = NULL;
-	uint32		set;
+	CacheSet   *set;
+	CacheEntry *e;
+	uint32		setno;
+	uint16		tag;
+	int			way = -1;
 	int			i;
 
 	Assert(nsets > 0 && GetMemoryChunkContext(key->tuple) == row_cxt);
-	set_start = set_of(hash, &set);
+	set = set_of(hash, &setno, &tag);
 	for (i = 0; i < CACHE_WAYS; i++)
 	{
-		if (set_start[i].gen != cache_gen)
+		if (!(set->used & (1 << i)))
 		{
-			victim = &set_start[i];
+			way = i;
 			break;
 		}
 	}
-	if (victim == NULL)
+	if (way < 0)
 	{
-		/* a clock over the set: the first entry not used since last time */
+		/* a clock over the set: the first way not used since last time */
 		for (;;)
 		{
-			CacheEntry *e = &set_start[hands[set]];
-
-			hands[set] = (hands[set] + 1) % CACHE_WAYS;
-			if (!e->referenced)
-			{
-				victim = e;
+			i = set->hand;
+			set->hand = (set->hand + 1) % CACHE_WAYS;
+			if (!(set->referenced & (1 << i)))
 				break;
-			}
-			e->referenced = false;
+			set->referenced &= ~(1 << i);
 		}
-		heap_freetuple(victim->key.tuple);
+		way = i;
+		heap_freetuple(entries[(Size) setno * CACHE_WAYS + way].key.tuple);
 	}
-	victim->gen = cache_gen;
-	victim->referenced = false;
-	memcpy(victim->hash, hash, APIKEY_HASH_LEN);
-	victim->key = *key;
+	e = &entries[(Size) setno * CACHE_WAYS + way];
+	memcpy(e->hash, hash, APIKEY_HASH_LEN);
+	e->key = *key;
+	set->tag[way] = tag;
+	set->used |= (1 << way);
+	set->referenced &= ~(1 << way);
 	key->tuple = NULL;
 }
 

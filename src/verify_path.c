@@ -169,6 +169,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	MemoryContext cache_rows;
 	ApikeyKey	cached;
+	bool		admit;
 	bool		found;
 
 	memset(result, 0, sizeof(*result));
@@ -195,7 +196,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	AcceptInvalidationMessages();
 	cat = apikey_catalog_lock(AccessShareLock);
 	cache_rows = apikey_cache_rows(cat);
-	if (apikey_cache_lookup(hash, &cached))
+	if (apikey_cache_lookup(hash, &cached, &admit))
 	{
 		/* a previous secret counts only within its grace period */
 		found = cached.grace_isnull || cached.grace_until > now;
@@ -207,8 +208,8 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	{
 		bool		cacheable;
 
-		found = apikey_probe_key(cat, hash, now, cache_rows, &result->key,
-								 &cacheable);
+		found = apikey_probe_key(cat, hash, now, admit ? cache_rows : NULL,
+								 &result->key, &cacheable);
 		if (cacheable)
 			apikey_cache_insert(hash, &result->key);
 		if (cache_rows != NULL)

@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
 # bench/run.sh: benchmark apikey_verify against a plain-SQL floor and a
 # hand-written PL/pgSQL verify, in-server and with pgbench, on a throwaway
-# cluster.  Writes the summary and the EXPLAIN output of every in-server
-# query to bench/results/latest.txt.  See bench/README.md.
+# cluster, at growing key counts.  Writes bench/RESULTS.md (the targets of
+# issue 9, met or not), bench/results/sweep.svg (throughput and p50/p99
+# latency against key count) and bench/results/latest.txt (every table, and
+# the EXPLAIN output of every in-server query).  See bench/README.md.
 #
-#   bench/run.sh                 defaults: 100k keys, 5 rounds, 10 s pgbench
+#   bench/run.sh                 defaults: 10k, 100k, 1M keys; about 12 min
+#   BENCH_10M=1 bench/run.sh     also 10M keys (about 30 min more)
 #
 # Environment:
-#   BENCH_KEYS=100000            keys created with apikey.apikey_create
+#   BENCH_KEYS=100000            key count of the in-server loops and the main
+#                                pgbench runs
+#   BENCH_SWEEP="10000 100000 1000000"  key counts of the sweep (BENCH_KEYS is
+#                                added if missing); keys are added, never
+#                                removed, so the counts are taken in order
+#   BENCH_10M=0                  1: add 10000000 to the sweep
 #   BENCH_LOOP=100000            rows of the shuffled in-server loop table
 #   BENCH_ROUNDS=5               in-server rounds (best and median reported)
-#   BENCH_SECONDS=10             seconds per pgbench variant (0: skip pgbench)
+#   BENCH_SECONDS=10             seconds per main pgbench variant (0: skip
+#                                pgbench, the sweep's too)
+#   BENCH_SWEEP_SECONDS=5        seconds per sweep pgbench variant
 #   BENCH_PGBENCH_ROUNDS=2       pgbench rounds, variant order rotated (best TPS
 #                                reported)
-#   BENCH_CLIENTS=2              pgbench clients (and threads)
+#   BENCH_CLIENTS=2              pgbench clients (and threads); the README
+#                                form and its references also run with 1
 #   BENCH_PGBENCH_MODE=prepared  pgbench -M (prepared or extended; the
 #                                scripts pass scopes as a parameter)
-#   BENCH_PERF=0                 1: also perf-profile in-server loops (needs
-#                                perf) into bench/results/perf-<variant>.txt
-#   BENCH_PERF_VARIANTS="verify floor"  which loops to profile
-#   BENCH_PERF_SECONDS=10        length of each profile
+#   BENCH_PERF=auto              1: perf-profile in-server loops into
+#                                bench/results/perf-<variant>.txt; auto: if
+#                                perf is installed; 0: never
+#   BENCH_PERF_VARIANTS="verify verify_hot floor"  which loops to profile
+#   BENCH_PERF_SECONDS=5         length of each profile
 #   BENCH_PERF_KEEP=             a directory to keep the perf.data files in
 #   BENCH_SKIP_BUILD=0           1: do not build/install the extension first
-#   BENCH_RESULTS=bench/results  where latest.txt (and perf-*.txt) go
+#   BENCH_RESULTS=bench/results  where latest.txt, sweep.* and perf-*.txt go;
+#                                RESULTS.md goes to its parent
 #   BENCH_FEATURES=1             1: the 1.1 features on, as production runs
 #                                them (apikey preloaded: usage tracking,
 #                                log_verifications = failures); 0: not preloaded
@@ -41,15 +54,18 @@ NKEYS=${BENCH_KEYS:-100000}
 NLOOP=${BENCH_LOOP:-100000}
 ROUNDS=${BENCH_ROUNDS:-5}
 SECONDS_EACH=${BENCH_SECONDS:-10}
+SWEEP_SECONDS=${BENCH_SWEEP_SECONDS:-5}
 PGB_ROUNDS=${BENCH_PGBENCH_ROUNDS:-2}
 CLIENTS=${BENCH_CLIENTS:-2}
 PGB_MODE=${BENCH_PGBENCH_MODE:-prepared}
-PERF=${BENCH_PERF:-0}
-PERF_SECONDS=${BENCH_PERF_SECONDS:-10}
+PERF=${BENCH_PERF:-auto}
+PERF_SECONDS=${BENCH_PERF_SECONDS:-5}
 FEATURES=${BENCH_FEATURES:-1}
 SCOPES='{jobs:read}'
+SWEEP_LIST=${BENCH_SWEEP:-10000 100000 1000000}
+[ "${BENCH_10M:-0}" = 1 ] && SWEEP_LIST="$SWEEP_LIST 10000000"
 
-for v in NKEYS NLOOP ROUNDS SECONDS_EACH PGB_ROUNDS CLIENTS PERF_SECONDS; do
+for v in NKEYS NLOOP ROUNDS SECONDS_EACH SWEEP_SECONDS PGB_ROUNDS CLIENTS PERF_SECONDS; do
 	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
 		echo "run.sh: $v must be a non-negative integer" >&2
 		exit 2
@@ -59,6 +75,20 @@ if [ "$NKEYS" -lt 1 ] || [ "$NLOOP" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then
 	echo "run.sh: BENCH_KEYS, BENCH_LOOP and BENCH_ROUNDS must be at least 1" >&2
 	exit 2
 fi
+for n in $SWEEP_LIST; do
+	if ! [[ $n =~ ^[0-9]+$ ]] || [ "$n" -lt 1 ]; then
+		echo "run.sh: BENCH_SWEEP must list positive integers" >&2
+		exit 2
+	fi
+done
+# the sweep's key counts, ascending, with the main one
+mapfile -t SIZES < <(printf '%s\n' $SWEEP_LIST "$NKEYS" | sort -n -u)
+MAXKEYS=${SIZES[${#SIZES[@]} - 1]}
+case "$PERF" in
+	auto) command -v perf >/dev/null 2>&1 && PERF=1 || PERF=0 ;;
+	0 | 1) ;;
+	*) echo "run.sh: BENCH_PERF must be 0, 1 or auto" >&2; exit 2 ;;
+esac
 case "$FEATURES" in
 	0 | 1) ;;
 	*) echo "run.sh: BENCH_FEATURES must be 0 or 1" >&2; exit 2 ;;
@@ -103,7 +133,7 @@ SERVER_CONF=('shared_buffers = 256MB' 'jit = off')
 if [ "$FEATURES" = 1 ]; then
 	# room for every key, so no use is dropped for want of an entry, within
 	# the setting's bounds (1000 .. 10000000, its maximum)
-	TRACKED=$((NKEYS * 2 > 1000 ? NKEYS * 2 : 1000))
+	TRACKED=$((MAXKEYS * 2 > 1000 ? MAXKEYS * 2 : 1000))
 	TRACKED=$((TRACKED > 10000000 ? 10000000 : TRACKED))
 	SERVER_CONF+=('shared_preload_libraries = apikey'
 		"apikey.max_tracked_keys = $TRACKED"
@@ -116,75 +146,16 @@ trap 'cleanup; exit 130' INT TERM
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -d postgres)
 
 # ---------------------------------------------------------------- setup
-say "create $NKEYS keys, a shuffled loop table of $NLOOP rows, VACUUM ANALYZE"
-t0=$(date +%s)
-"${PSQL[@]}" -v nkeys="$NKEYS" -v nloop="$NLOOP" -f "$BENCH_DIR/setup.sql" \
-	>"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out" >&2; exit 1; }
-cat "$WORK/setup.out" >&2
-SETUP_SECONDS=$(($(date +%s) - t0))
-
+say "bench schema, PL/pgSQL verifies, variants"
+"${PSQL[@]}" -f "$BENCH_DIR/setup.sql" >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out" >&2; exit 1; }
 mapfile -t VARIANTS < <("${PSQL[@]}" -At -c "SELECT name FROM bench.variant ORDER BY ord")
 
-# -------------------------------------------------------------- explain
-# Every in-server query, as planned; the floor must be a SubPlan with an
-# Index Scan on keys_secret_hash_idx, and apikey_verify must appear once.
-say "EXPLAIN every in-server query"
-PLAN_PROBLEMS=()
-: >"$WORK/explain.txt"
-for v in "${VARIANTS[@]}"; do
-	q=$("${PSQL[@]}" -At -c "SELECT query FROM bench.variant WHERE name = '$v'")
-	{
-		echo "-- $v: $q"
-		"${PSQL[@]}" -At -c "SET jit = off" -c "EXPLAIN (VERBOSE, COSTS OFF) $q"
-		echo
-	} >"$WORK/explain-$v.txt"
-	cat "$WORK/explain-$v.txt" >>"$WORK/explain.txt"
-done
-if ! grep -q 'SubPlan' "$WORK/explain-floor.txt" ||
-	! grep -q 'Index Scan using keys_secret_hash_idx' "$WORK/explain-floor.txt"; then
-	PLAN_PROBLEMS+=("floor is not a SubPlan with an Index Scan on keys_secret_hash_idx")
-fi
-if grep -qiE 'Hash (Semi |Anti )?Join|Hash Cond' "$WORK/explain-floor.txt"; then
-	PLAN_PROBLEMS+=("floor was turned into a hash join")
-fi
-for v in verify verify_scope malformed not_found; do
-	# skip the "-- name: query" header line, count calls in the plan proper
-	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'apikey_verify(' | wc -l)
-	if [ "$n" -ne 1 ]; then
-		PLAN_PROBLEMS+=("$v: apikey_verify appears $n times in the plan, expected once")
-	fi
-done
-for v in plpgsql plpgsql_scope; do
-	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'plpgsql_verify(' | wc -l)
-	if [ "$n" -ne 1 ]; then
-		PLAN_PROBLEMS+=("$v: plpgsql_verify appears $n times in the plan, expected once")
-	fi
-done
-# one EXPLAIN ANALYZE (no timing) of the floor: the index scan runs once per row
-{
-	echo "-- floor, EXPLAIN (ANALYZE, TIMING OFF): the Index Scan runs once per loop row"
-	"${PSQL[@]}" -At -c "SET jit = off" \
-		-c "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) $("${PSQL[@]}" -At -c "SELECT query FROM bench.variant WHERE name = 'floor'")"
-	echo
-} >>"$WORK/explain.txt"
-for p in "${PLAN_PROBLEMS[@]}"; do
-	echo "WARNING: plan check failed: $p" >&2
-done
-
-# ------------------------------------------------------------ in-server
-# One session, jit off; a warm-up round (not recorded), then ROUNDS rounds,
-# each running every variant once in a rotated order.
-say "in-server: warm-up round, then $ROUNDS rounds of ${#VARIANTS[@]} variants over $NLOOP rows"
-{
-	echo "SET jit = off;"
-	echo "\\echo warm-up"
-	echo "SELECT bench.run_round(0);"
-	for r in $(seq 1 "$ROUNDS"); do
-		echo "\\echo round $r"
-		echo "SELECT bench.run_round($r);"
-	done
-} >"$WORK/inserver.sql"
-"${PSQL[@]}" -At -f "$WORK/inserver.sql" 2>&1 | tee "$WORK/inserver.out" >&2
+# add_keys N: create keys until there are N, then VACUUM ANALYZE
+add_keys() {
+	say "create keys up to $1"
+	"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_keys($1)" >/dev/null
+	"${PSQL[@]}" -c "VACUUM ANALYZE apikey.keys" -c "VACUUM ANALYZE bench.k" -c "VACUUM ANALYZE bench.usage"
+}
 
 # ---------------------------------------------------------------- perf
 # perf_variant NAME: profile one in-server variant's loop in a fresh backend
@@ -236,49 +207,167 @@ perf_variant() {
 	PERF_PSQL_PID=
 }
 
+# -------------------------------------------------------------- pgbench
+# pgbench_run NAME CLIENTS SECONDS ROUND [LOGPREFIX]: one pgbench run into
+# bench.pgbench (and, with LOGPREFIX, per-transaction latencies into
+# bench.lat)
+pgbench_run() {
+	local v=$1 c=$2 secs=$3 r=$4 logp=${5:-} out="$WORK/pgbench-$1-$2-$4.out" tps lat xacts failed label nkeys
+	local logargs=()
+	nkeys=$("${PSQL[@]}" -At -c "SELECT count(*) FROM bench.k")
+	if [ -n "$logp" ]; then
+		rm -f "$logp".*
+		logargs=(-l --log-prefix="$logp")
+	fi
+	pgbench -n -M "$PGB_MODE" -c "$c" -j "$c" -T "$secs" "${logargs[@]}" \
+		-D n="$nkeys" -D scopes="$SCOPES" \
+		-f "$BENCH_DIR/pgbench/$v.pgbench" postgres >"$out" 2>&1 || {
+		cat "$out" >&2
+		exit 1
+	}
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
+	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
+	xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
+	if [ -z "$tps" ] || [ -z "$lat" ] || [ -z "$xacts" ] || [ "${failed:-0}" != 0 ]; then
+		cat "$out" >&2
+		echo "run.sh: pgbench variant $v failed" >&2
+		exit 1
+	fi
+	label=$(sed -n '1s/^-- [a-z_]*: //p' "$BENCH_DIR/pgbench/$v.pgbench")
+	printf '   %-8s keys %-9s %-17s %d client(s) tps %10s  latency %s ms\n' "round $r" "$nkeys" "$v" "$c" "$tps" "$lat" >&2
+	"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$v', \$l\$$label\$l\$, $r, $tps, $lat, $xacts, $c, $nkeys)"
+	if [ -n "$logp" ]; then
+		# pgbench -l: client, transaction, latency in µs, script, epoch, µs
+		cat "$logp".* | awk -v v="$v" -v n="$nkeys" -v c="$c" '{ print n "\t" v "\t" c "\t" $3 }' |
+			"${PSQL[@]}" -c "\\copy bench.lat FROM STDIN"
+		rm -f "$logp".*
+	fi
+}
+
+# main_phase: the in-server loops, profiles and the main pgbench runs, at
+# BENCH_KEYS keys
+main_phase() {
+say "build the shuffled loop table of $NLOOP rows"
+"${PSQL[@]}" -v nloop="$NLOOP" -f "$BENCH_DIR/loop.sql" >"$WORK/loop.out" 2>&1 ||
+	{ cat "$WORK/loop.out" >&2; exit 1; }
+cat "$WORK/loop.out" >&2
+
+# -------------------------------------------------------------- explain
+# Every in-server query, as planned; the floor must be a SubPlan with an
+# Index Scan on keys_secret_hash_idx, and apikey_verify must appear once.
+say "EXPLAIN every in-server query"
+PLAN_PROBLEMS=()
+: >"$WORK/explain.txt"
+for v in "${VARIANTS[@]}"; do
+	q=$("${PSQL[@]}" -At -c "SELECT query FROM bench.variant WHERE name = '$v'")
+	{
+		echo "-- $v: $q"
+		"${PSQL[@]}" -At -c "SET jit = off" -c "EXPLAIN (VERBOSE, COSTS OFF) $q"
+		echo
+	} >"$WORK/explain-$v.txt"
+	cat "$WORK/explain-$v.txt" >>"$WORK/explain.txt"
+done
+if ! grep -q 'SubPlan' "$WORK/explain-floor.txt" ||
+	! grep -q 'Index Scan using keys_secret_hash_idx' "$WORK/explain-floor.txt"; then
+	PLAN_PROBLEMS+=("floor is not a SubPlan with an Index Scan on keys_secret_hash_idx")
+fi
+if grep -qiE 'Hash (Semi |Anti )?Join|Hash Cond' "$WORK/explain-floor.txt"; then
+	PLAN_PROBLEMS+=("floor was turned into a hash join")
+fi
+for v in verify verify_nocache verify_scope verify_hot malformed not_found; do
+	# skip the "-- name: query" header line, count calls in the plan proper
+	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'apikey_verify(' | wc -l)
+	if [ "$n" -ne 1 ]; then
+		PLAN_PROBLEMS+=("$v: apikey_verify appears $n times in the plan, expected once")
+	fi
+done
+for v in plpgsql plpgsql_update; do
+	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -oE 'plpgsql_verify(_update)?\(' | wc -l)
+	if [ "$n" -ne 1 ]; then
+		PLAN_PROBLEMS+=("$v: plpgsql_verify appears $n times in the plan, expected once")
+	fi
+done
+# one EXPLAIN ANALYZE (no timing) of the floor: the index scan runs once per row
+{
+	echo "-- floor, EXPLAIN (ANALYZE, TIMING OFF): the Index Scan runs once per loop row"
+	"${PSQL[@]}" -At -c "SET jit = off" \
+		-c "EXPLAIN (ANALYZE, VERBOSE, COSTS OFF, TIMING OFF, SUMMARY OFF) $("${PSQL[@]}" -At -c "SELECT query FROM bench.variant WHERE name = 'floor'")"
+	echo
+} >>"$WORK/explain.txt"
+for p in "${PLAN_PROBLEMS[@]}"; do
+	echo "WARNING: plan check failed: $p" >&2
+done
+
+# ------------------------------------------------------------ in-server
+# One session, jit off; a warm-up round (not recorded), then ROUNDS rounds,
+# each running every variant once in a rotated order.
+say "in-server: warm-up round, then $ROUNDS rounds of ${#VARIANTS[@]} variants over $NLOOP rows"
+{
+	echo "SET jit = off;"
+	echo "\\echo warm-up"
+	echo "SELECT bench.run_round(0);"
+	for r in $(seq 1 "$ROUNDS"); do
+		echo "\\echo round $r"
+		echo "SELECT bench.run_round($r);"
+	done
+} >"$WORK/inserver.sql"
+"${PSQL[@]}" -At -f "$WORK/inserver.sql" 2>&1 | tee "$WORK/inserver.out" >&2
+
 if [ "$PERF" = 1 ]; then
 	if ! command -v perf >/dev/null 2>&1; then
 		echo "perf not found (Debian: apt-get install linux-perf); skipped" >&2
 	else
-		for v in ${BENCH_PERF_VARIANTS:-verify floor}; do
+		for v in ${BENCH_PERF_VARIANTS:-verify verify_hot floor}; do
 			say "perf: profiling the $v loop for ${PERF_SECONDS}s"
 			perf_variant "$v"
 		done
 	fi
 fi
 
-# -------------------------------------------------------------- pgbench
 HAVE_PGBENCH=false
 if [ "$SECONDS_EACH" -gt 0 ] && [ "$PGB_ROUNDS" -gt 0 ]; then
 	HAVE_PGBENCH=true
-	PGB_VARIANTS=(pick floor plpgsql verify verify_scope echo_p floor_p readme_p target_p)
-	say "pgbench: ${#PGB_VARIANTS[@]} variants x ${SECONDS_EACH}s x $PGB_ROUNDS round(s), $CLIENTS clients, -M $PGB_MODE"
+	# the README's form, its references and the hand-written verifies with
+	# BENCH_CLIENTS clients; the README form and its references with 1 too
+	PGB_RUNS=()
+	for v in echo_p floor_p readme_p target_p sub_p plpgsql_p plpgsql_update_p floor_zipf_p readme_zipf_p; do
+		PGB_RUNS+=("$v:$CLIENTS")
+	done
+	if [ "$CLIENTS" != 1 ]; then
+		for v in echo_p floor_p readme_p; do
+			PGB_RUNS+=("$v:1")
+		done
+	fi
+	say "pgbench: ${#PGB_RUNS[@]} runs x ${SECONDS_EACH}s x $PGB_ROUNDS round(s), -M $PGB_MODE"
 	for r in $(seq 1 "$PGB_ROUNDS"); do
-		nv=${#PGB_VARIANTS[@]}
+		nv=${#PGB_RUNS[@]}
 		for j in $(seq 0 $((nv - 1))); do
-			v=${PGB_VARIANTS[$(((j + r - 1) % nv))]}
-			out="$WORK/pgbench-$v-$r.out"
-			pgbench -n -M "$PGB_MODE" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_EACH" \
-				-D n="$NKEYS" -D scopes="$SCOPES" \
-				-f "$BENCH_DIR/pgbench/$v.pgbench" postgres >"$out" 2>&1 || {
-				cat "$out" >&2
-				exit 1
-			}
-			tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
-			lat=$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$out")
-			xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
-			failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$out")
-			if [ -z "$tps" ] || [ -z "$lat" ] || [ -z "$xacts" ] || [ "${failed:-0}" != 0 ]; then
-				cat "$out" >&2
-				echo "run.sh: pgbench variant $v failed" >&2
-				exit 1
-			fi
-			label=$(sed -n '1s/^-- [a-z_]*: //p' "$BENCH_DIR/pgbench/$v.pgbench")
-			printf '   round %d %-13s tps %10s  latency %s ms\n' "$r" "$v" "$tps" "$lat" >&2
-			"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$v', \$l\$$label\$l\$, $r, $tps, $lat, $xacts)"
+			run=${PGB_RUNS[$(((j + r - 1) % nv))]}
+			pgbench_run "${run%%:*}" "${run##*:}" "$SECONDS_EACH" "$r"
 		done
 	done
 fi
+}
+
+# sweep_point: echo_p, floor_p and readme_p with per-transaction latencies,
+# at the current key count
+sweep_point() {
+	local v
+	[ "$SECONDS_EACH" -gt 0 ] && [ "$SWEEP_SECONDS" -gt 0 ] || return 0
+	for v in echo_p floor_p readme_p; do
+		pgbench_run "$v" "$CLIENTS" "$SWEEP_SECONDS" 0 "$WORK/lat"
+	done
+}
+
+for size in "${SIZES[@]}"; do
+	add_keys "$size"
+	[ "$size" = "$NKEYS" ] && main_phase
+	say "sweep at $size keys"
+	sweep_point
+done
+say "bulk creation reference: a plain INSERT of $MAXKEYS precomputed hashes"
+"${PSQL[@]}" -f "$BENCH_DIR/plain.sql" >/dev/null
 
 # -------------------------------------------------------------- summary
 say "summary"
@@ -291,7 +380,7 @@ say "summary"
 	else
 		echo "features: off (apikey not preloaded: no usage tracking)"
 	fi
-	echo "keys: $NKEYS (apikey_create, scopes {jobs:read,write:databases}, created in ${SETUP_SECONDS}s incl. setup);" \
+	echo "keys: $NKEYS for the in-server loops and main pgbench runs; sweep: ${SIZES[*]} (apikey_create, scopes {jobs:read,write:databases});" \
 		"loop: $NLOOP shuffled rows; in-server rounds: $ROUNDS"
 	if $HAVE_PGBENCH; then
 		echo "pgbench: $CLIENTS clients, ${SECONDS_EACH}s per variant, $PGB_ROUNDS round(s), -M $PGB_MODE, -D scopes=$SCOPES"
@@ -312,6 +401,53 @@ say "summary"
 	cat "$WORK/explain.txt"
 } >"$WORK/latest.txt"
 cp "$WORK/latest.txt" "$RESULTS/latest.txt"
+
+# ------------------------------------------------------ RESULTS.md, plot
+say "RESULTS.md and the plot"
+RESULTS_MD="$(dirname "$RESULTS")/RESULTS.md"
+PLOT_NOTE=
+if $HAVE_PGBENCH; then
+	"${PSQL[@]}" -c "\\copy (SELECT p.nkeys, p.name, round(p.tps), l.p50, l.p99 FROM bench.pgbench AS p JOIN (SELECT nkeys, name, clients, percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50, percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99 FROM bench.lat GROUP BY 1, 2, 3) AS l USING (nkeys, name, clients) WHERE p.round = 0 ORDER BY p.name, p.nkeys) TO '$WORK/sweep.tsv'"
+	cp "$WORK/sweep.tsv" "$RESULTS/sweep.tsv"
+	if command -v gnuplot >/dev/null 2>&1; then
+		gnuplot -e "data='$RESULTS/sweep.tsv'; out='$RESULTS/sweep.svg'" "$BENCH_DIR/sweep.gp" ||
+			PLOT_NOTE="(gnuplot failed: no plot)"
+	else
+		PLOT_NOTE="(gnuplot is not installed: no plot; scripts/install-deps.sh installs gnuplot-nox)"
+	fi
+fi
+{
+	echo "# apikey benchmark results"
+	echo
+	echo "Written by \`bash bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(sed -n 's/^git: //p' "$WORK/latest.txt")."
+	echo "$(sed -n 's/^server: //p' "$WORK/latest.txt")."
+	echo "Features $(sed -n 's/^features: //p' "$WORK/latest.txt")."
+	echo "In-server loops and the main pgbench runs at $NKEYS keys ($NLOOP shuffled loop rows, $ROUNDS rounds);" \
+		"pgbench $CLIENTS clients (and 1 for the README form and its references), ${SECONDS_EACH}s per run, $PGB_ROUNDS round(s);" \
+		"sweep at ${SIZES[*]} keys, ${SWEEP_SECONDS}s per run. Every table, and the EXPLAIN of every in-server query: [results/latest.txt](results/latest.txt)."
+	[ -n "$PLOT_NOTE" ] && echo "$PLOT_NOTE"
+	for p in "${PLAN_PROBLEMS[@]}"; do
+		echo "WARNING: plan check failed: $p"
+	done
+	echo
+	"${PSQL[@]}" -At -v have_pgbench="$HAVE_PGBENCH" -v sweep_max="$MAXKEYS" -v sweep_min="${SIZES[0]}" \
+		-f "$BENCH_DIR/results_md.sql"
+	if [ "$PERF" = 1 ]; then
+		echo "## Where the time goes (perf, self time)"
+		echo
+		for v in ${BENCH_PERF_VARIANTS:-verify verify_hot floor}; do
+			f="$RESULTS/perf-$v.txt"
+			[ -s "$f" ] || continue
+			echo "\`$v\`, top symbols ([results/perf-$v.txt](results/perf-$v.txt)):"
+			echo
+			echo '```'
+			sed -n '/^== Self time by symbol/,/^$/p' "$f" | sed -n '2,16p'
+			echo '```'
+			echo
+		done
+	fi
+} >"$WORK/RESULTS.md"
+cp "$WORK/RESULTS.md" "$RESULTS_MD"
+echo "results written to $RESULTS_MD and $RESULTS/latest.txt"
 # print everything but the EXPLAIN appendix
 sed '/^=====/,$d' "$RESULTS/latest.txt"
-echo "results written to $RESULTS/latest.txt"

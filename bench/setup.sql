@@ -1,80 +1,71 @@
--- bench/setup.sql: keys, loop table, pgbench lookup table and the
--- hand-written PL/pgSQL verify.  psql variables: nkeys, nloop.
+-- bench/setup.sql: the bench schema: the key table and its stage-wise
+-- creation (bench.add_keys), the hand-written PL/pgSQL verifies, the
+-- in-server variants and the timing functions.  No keys yet: run.sh adds
+-- them size by size; loop.sql builds the in-server loop table.
 \set ON_ERROR_STOP 1
 SET jit = off;
 
 CREATE EXTENSION IF NOT EXISTS apikey;
+CREATE EXTENSION IF NOT EXISTS pgcrypto;
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 
--- The raw keys, as apikey_create returned them (one SPI insert per key).
-CREATE TABLE bench.k (key text NOT NULL);
--- Bulk creation, timed: apikey_create (mint, hash, checks, audit and guard
--- triggers, four indexes) against a plain INSERT of precomputed hashes
--- into a copy of apikey.keys with the same columns, constraints and
--- indexes but no triggers.
-CREATE TABLE bench.bulk (what text PRIMARY KEY, n bigint NOT NULL, ms float8 NOT NULL);
-SELECT clock_timestamp() AS bulk_t0 \gset
-INSERT INTO bench.k (key)
-SELECT c.key
-  FROM generate_series(1, :nkeys) AS g(i),
-       LATERAL apikey.apikey_create('bench-' || g.i,
-                                    '{jobs:read,write:databases}') AS c;
-INSERT INTO bench.bulk
-SELECT 'apikey_create', :nkeys,
-       1000 * extract(epoch FROM clock_timestamp() - :'bulk_t0'::timestamptz);
+-- The raw keys, as apikey_create returned them (one SPI insert per key),
+-- numbered 1..N so that pgbench picks key i through the primary key.
+CREATE TABLE bench.k (i int PRIMARY KEY, key text NOT NULL);
+-- Bulk creation, timed per stage: apikey_create (mint, hash, checks, audit
+-- and guard triggers, four indexes); the plain INSERT reference is timed
+-- by plain.sql at the end.
+CREATE TABLE bench.bulk (what text NOT NULL, n bigint NOT NULL, ms float8 NOT NULL);
 
-CREATE TABLE bench.plain (LIKE apikey.keys INCLUDING ALL);
-CREATE TABLE bench.pre AS
-SELECT g.i, sha256(convert_to(gen_random_uuid()::text || g.i, 'UTF8')) AS h
-  FROM generate_series(1, :nkeys) AS g(i);
-SELECT clock_timestamp() AS bulk_t0 \gset
-INSERT INTO bench.plain (name, prefix, hint, owner_role, scopes, secret_hash)
-SELECT 'plain-' || p.i, 'bench', 'bench_XXXX...XXXX', current_user,
-       '{jobs:read,write:databases}', p.h
-  FROM bench.pre AS p;
-INSERT INTO bench.bulk
-SELECT 'plain INSERT', :nkeys,
-       1000 * extract(epoch FROM clock_timestamp() - :'bulk_t0'::timestamptz);
-DROP TABLE bench.pre;
+/* add_keys: create keys until there are target of them */
+CREATE FUNCTION bench.add_keys(target int)
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	have	int;
+	t0		timestamptz;
+BEGIN
+	SELECT count(*) INTO have FROM bench.k;
+	IF target <= have THEN
+		RETURN have;
+	END IF;
+	t0 := clock_timestamp();
+	INSERT INTO bench.k (i, key)
+	SELECT g.i, c.key
+	  FROM generate_series(have + 1, target) AS g(i),
+	       LATERAL apikey.apikey_create('bench-' || g.i,
+	                                    '{jobs:read,write:databases}') AS c;
+	INSERT INTO bench.bulk
+	VALUES ('apikey_create', target - have,
+	        1000 * extract(epoch FROM clock_timestamp() - t0));
+	INSERT INTO bench.usage (key_id, last_used_at, use_count)
+	SELECT id, NULL, 0 FROM apikey.keys
+	ON CONFLICT DO NOTHING;
+	RETURN target;
+END
+$$;
 
--- Loop table for the in-server measurements: nloop keys in random order
--- (keys repeat only when nloop > nkeys), so that the index is probed in
--- an order real traffic would use, not insertion order.
-CREATE TABLE bench.loop AS
-SELECT k.key
-  FROM bench.k AS k,
-       generate_series(1, ceil(:nloop::numeric / :nkeys)::int) AS rep
- ORDER BY random()
- LIMIT :nloop;
-
--- Keys that fail early, one per loop row: "bad" is the row's key with its
--- last character (part of the checksum) changed, so MALFORMED without a
--- table access; "gone" is a well-formed key whose row was deleted, so
--- NOT_FOUND after both index probes.  1000 deleted keys, cycled.
-CREATE TABLE bench.gone (n int PRIMARY KEY, key text NOT NULL);
-INSERT INTO bench.gone (n, key)
-SELECT g.i - 1, c.key
-  FROM generate_series(1, least(1000, :nkeys)) AS g(i),
-       LATERAL apikey.apikey_create('gone-' || g.i, '{jobs:read}') AS c;
-DELETE FROM apikey.keys WHERE name LIKE 'gone-%';
-ALTER TABLE bench.loop ADD COLUMN bad text, ADD COLUMN gone text;
-UPDATE bench.loop AS l
-   SET bad = left(l.key, -1) || CASE WHEN right(l.key, 1) = 'A' THEN 'B' ELSE 'A' END,
-       gone = (SELECT g.key FROM bench.gone AS g
-                WHERE g.n = abs(hashtext(l.key)) % (SELECT count(*) FROM bench.gone));
-
--- pgbench picks key number i through an indexed int lookup, so choosing
--- the key costs the same in every variant.
-CREATE TABLE bench.k_arr (i int PRIMARY KEY, key text NOT NULL);
-INSERT INTO bench.k_arr (i, key)
-SELECT row_number() OVER (), key FROM bench.k;
+/*
+ * Where a hand-written verify would keep its last use: its own table,
+ * updated by every call (apikey 1.1 keeps usage in shared memory and
+ * writes it once a second instead).
+ */
+CREATE TABLE bench.usage (
+	key_id			bigint PRIMARY KEY,
+	last_used_at	timestamptz,
+	use_count		bigint NOT NULL
+) WITH (fillfactor = 50);
 
 /*
  * What a user would write by hand without the extension: look the row up
- * by the key's SHA-256, then check enabled, expiry and scopes (plain array
- * containment: no wildcards, no write-implies-read), and return a code.
- * No checksum check, no identity returned: less work than apikey_verify.
+ * by the key's SHA-256 (pgcrypto's digest(), as such code usually does),
+ * then check enabled, expiry and scopes (plain array containment: no
+ * wildcards, no write-implies-read), and return a code.  No checksum
+ * check, no identity returned: less work than apikey_verify.
+ * plpgsql_verify_update also records the use, as such code usually does:
+ * one UPDATE of its usage row per call.
  */
 CREATE FUNCTION bench.plpgsql_verify(key text, required text[] DEFAULT '{}')
 RETURNS text
@@ -85,7 +76,7 @@ DECLARE
 BEGIN
 	SELECT id, enabled, expires_at, scopes INTO r
 	  FROM apikey.keys
-	 WHERE secret_hash = sha256(convert_to(key, 'UTF8'));
+	 WHERE secret_hash = public.digest(key, 'sha256');
 	IF NOT FOUND THEN
 		RETURN 'NOT_FOUND';
 	END IF;
@@ -102,6 +93,34 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION bench.plpgsql_verify_update(key text, required text[] DEFAULT '{}')
+RETURNS text
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT id, enabled, expires_at, scopes INTO r
+	  FROM apikey.keys
+	 WHERE secret_hash = public.digest(key, 'sha256');
+	IF NOT FOUND THEN
+		RETURN 'NOT_FOUND';
+	END IF;
+	IF NOT r.enabled THEN
+		RETURN 'DISABLED';
+	END IF;
+	IF r.expires_at IS NOT NULL AND r.expires_at <= now() THEN
+		RETURN 'EXPIRED';
+	END IF;
+	IF NOT (required <@ r.scopes) THEN
+		RETURN 'INSUFFICIENT_SCOPE';
+	END IF;
+	UPDATE bench.usage SET last_used_at = now(), use_count = use_count + 1
+	 WHERE key_id = r.id;
+	RETURN 'VALID';
+END
+$$;
+
 /*
  * The in-server variants.  Each is one query over the shuffled loop table
  * that returns how many rows passed; every variant must count every row.
@@ -111,7 +130,8 @@ CREATE TABLE bench.variant (
 	name	text PRIMARY KEY,
 	ord		int NOT NULL,
 	label	text NOT NULL,
-	query	text NOT NULL
+	query	text NOT NULL,
+	cache_size	int				-- apikey.cache_size for this variant; NULL: default
 );
 INSERT INTO bench.variant VALUES
  ('loop', 1, 'loop cost: length(key) > 0',
@@ -120,18 +140,37 @@ INSERT INTO bench.variant VALUES
   $q$SELECT count(*) FILTER (WHERE length(sha256(convert_to(l.key, 'UTF8'))) = 32) FROM bench.loop AS l$q$),
  ('floor', 3, 'SQL floor: scalar subquery on keys_secret_hash_idx',
   $q$SELECT count(*) FILTER (WHERE (SELECT k.id FROM apikey.keys AS k WHERE k.secret_hash = sha256(convert_to(l.key, 'UTF8'))) IS NOT NULL) FROM bench.loop AS l$q$),
- ('plpgsql', 4, 'bench.plpgsql_verify(key, ''{}'')',
+ ('plpgsql', 4, 'bench.plpgsql_verify(key, ''{}''): PL/pgSQL over pgcrypto',
   $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify(l.key, '{}') = 'VALID') FROM bench.loop AS l$q$),
- ('plpgsql_scope', 5, 'bench.plpgsql_verify(key, ''{jobs:read}'')',
-  $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify(l.key, '{jobs:read}') = 'VALID') FROM bench.loop AS l$q$),
- ('verify', 6, 'apikey.apikey_verify(key)',
+ ('plpgsql_update', 5, 'bench.plpgsql_verify_update(key, ''{}''): the same, UPDATE of last_used_at per call',
+  $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify_update(l.key, '{}') = 'VALID') FROM bench.loop AS l$q$),
+ ('verify', 6, 'apikey.apikey_verify(key): distinct keys, more than the cache holds (miss-heavy)',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key)).valid) FROM bench.loop AS l$q$),
- ('verify_scope', 7, 'apikey.apikey_verify(key, ''{jobs:read}'')',
+ ('verify_nocache', 7, 'the same with apikey.cache_size = 0',
+  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key)).valid) FROM bench.loop AS l$q$),
+ ('verify_scope', 8, 'apikey.apikey_verify(key, ''{jobs:read}'')',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key, '{jobs:read}')).valid) FROM bench.loop AS l$q$),
- ('malformed', 8, 'apikey.apikey_verify(bad checksum): MALFORMED',
+ ('floor_hot', 9, 'SQL floor over a hot set of 500 keys',
+  $q$SELECT count(*) FILTER (WHERE (SELECT k.id FROM apikey.keys AS k WHERE k.secret_hash = sha256(convert_to(l.hot, 'UTF8'))) IS NOT NULL) FROM bench.loop AS l$q$),
+ ('verify_hot', 10, 'apikey.apikey_verify(key) over the hot set: in the cache',
+  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.hot)).valid) FROM bench.loop AS l$q$),
+ ('malformed', 11, 'apikey.apikey_verify(bad checksum): MALFORMED',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.bad)).code = 'MALFORMED') FROM bench.loop AS l$q$),
- ('not_found', 9, 'apikey.apikey_verify(deleted key): NOT_FOUND',
+ ('not_found', 12, 'apikey.apikey_verify(deleted key): NOT_FOUND',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.gone)).code = 'NOT_FOUND') FROM bench.loop AS l$q$);
+UPDATE bench.variant SET cache_size = 0 WHERE name = 'verify_nocache';
+
+-- the in-server ratios reported (a / b of per-call cost; < 1: a is cheaper)
+CREATE TABLE bench.ratio (ord int PRIMARY KEY, label text NOT NULL, a text NOT NULL, b text NOT NULL);
+INSERT INTO bench.ratio VALUES
+ (1, 'apikey_verify(key) / SQL floor (keys not in the cache)', 'verify', 'floor'),
+ (2, 'apikey_verify(hot key) / SQL floor over the same hot keys (in the cache)', 'verify_hot', 'floor_hot'),
+ (3, 'apikey_verify(key) / the same with apikey.cache_size = 0 (miss-heavy)', 'verify', 'verify_nocache'),
+ (4, 'apikey_verify(key, ''{jobs:read}'') / SQL floor', 'verify_scope', 'floor'),
+ (5, 'apikey_verify(key) / plpgsql_verify(key)', 'verify', 'plpgsql'),
+ (6, 'plpgsql_verify_update(key) / apikey_verify(key)', 'plpgsql_update', 'verify'),
+ (7, 'NOT_FOUND / MALFORMED (how much cheaper a malformed key is)', 'not_found', 'malformed'),
+ (8, 'NOT_FOUND / SQL floor', 'not_found', 'floor');
 
 CREATE TABLE bench.timing (
 	round	int NOT NULL,
@@ -143,10 +182,20 @@ CREATE TABLE bench.timing (
 CREATE TABLE bench.pgbench (
 	name	text NOT NULL,
 	label	text NOT NULL,
-	round	int NOT NULL,
+	round	int NOT NULL,			-- 0: a sweep run
 	tps		float8 NOT NULL,
 	lat_ms	float8 NOT NULL,
-	xacts	bigint NOT NULL
+	xacts	bigint NOT NULL,
+	clients	int NOT NULL,
+	nkeys	bigint NOT NULL
+);
+
+-- per-transaction latencies of the sweep runs (pgbench -l)
+CREATE TABLE bench.lat (
+	nkeys	bigint NOT NULL,
+	name	text NOT NULL,
+	clients	int NOT NULL,
+	us		int NOT NULL
 );
 
 /*
@@ -160,14 +209,21 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
 	q	text;
+	cs	int;
 	t0	timestamptz;
 	t1	timestamptz;
 	cnt	bigint;
 BEGIN
-	SELECT v.query INTO STRICT q FROM bench.variant AS v WHERE v.name = vname;
+	SELECT v.query, v.cache_size INTO STRICT q, cs FROM bench.variant AS v WHERE v.name = vname;
+	IF cs IS NOT NULL THEN
+		PERFORM set_config('apikey.cache_size', cs::text, false);
+	END IF;
 	t0 := clock_timestamp();
 	EXECUTE q INTO cnt;
 	t1 := clock_timestamp();
+	IF cs IS NOT NULL THEN
+		PERFORM set_config('apikey.cache_size', '1024', false);
+	END IF;
 	IF rnd > 0 THEN
 		INSERT INTO bench.timing
 		VALUES (rnd, vname, extract(epoch FROM t1 - t0) * 1000, cnt);
@@ -198,10 +254,3 @@ BEGIN
 END
 $$;
 
-VACUUM ANALYZE apikey.keys;
-VACUUM ANALYZE bench.k;
-VACUUM ANALYZE bench.loop;
-VACUUM ANALYZE bench.k_arr;
-SELECT (SELECT count(*) FROM apikey.keys) AS keys,
-       (SELECT count(*) FROM bench.loop) AS loop_rows,
-       pg_size_pretty(pg_total_relation_size('apikey.keys')) AS keys_size;

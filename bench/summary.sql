@@ -36,28 +36,23 @@ SELECT t.round, t.name, t.ms - l.ms AS net
   JOIN bench.timing AS l ON l.round = t.round AND l.name = 'loop';
 
 SELECT p.label AS ratio,
-       round((a.us_best / b.us_best)::numeric, 3) AS best,
-       round((a.us_med / b.us_med)::numeric, 3) AS median,
-       (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY na.net / nb.net)::numeric, 3)
+       round((a.us_best / NULLIF(b.us_best, 0))::numeric, 3) AS best,
+       round((a.us_med / NULLIF(b.us_med, 0))::numeric, 3) AS median,
+       (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY na.net / NULLIF(nb.net, 0))::numeric, 3)
           FROM net AS na JOIN net AS nb ON nb.round = na.round
          WHERE na.name = p.a AND nb.name = p.b) AS paired
-  FROM (VALUES (1, 'apikey_verify(key) / SQL floor', 'verify', 'floor'),
-               (2, 'apikey_verify(key) / plpgsql_verify(key, ''{}'')', 'verify', 'plpgsql'),
-               (3, 'apikey_verify(key, ''{jobs:read}'') / SQL floor', 'verify_scope', 'floor'),
-               (4, 'apikey_verify(key, ''{jobs:read}'') / plpgsql_verify(key, ''{jobs:read}'')', 'verify_scope', 'plpgsql_scope'),
-               (5, 'plpgsql_verify(key, ''{}'') / SQL floor', 'plpgsql', 'floor'),
-               (6, 'NOT_FOUND / MALFORMED (how much cheaper a malformed key is)', 'not_found', 'malformed'),
-               (7, 'NOT_FOUND / SQL floor', 'not_found', 'floor'))
-       AS p(ord, label, a, b)
+  FROM bench.ratio AS p
   JOIN s AS a ON a.name = p.a
   JOIN s AS b ON b.name = p.b
  ORDER BY p.ord;
 
-\echo 'Bulk creation, one INSERT ... SELECT over generate_series (keys per second)'
+\echo 'Bulk creation, INSERT ... SELECT over generate_series (keys per second; apikey_create summed over the sweep''s stages)'
+CREATE TEMP VIEW bulk AS
+SELECT what, sum(n) AS n, sum(ms) AS ms FROM bench.bulk GROUP BY what;
 SELECT b.what, b.n AS keys, round(b.ms::numeric, 0) AS ms,
        round((b.n * 1000 / b.ms)::numeric, 0) AS "keys/s",
        round((b.ms / p.ms)::numeric, 2) AS "time vs plain INSERT"
-  FROM bench.bulk AS b, bench.bulk AS p
+  FROM bulk AS b, bulk AS p
  WHERE p.what = 'plain INSERT'
  ORDER BY b.what DESC;
 
@@ -69,31 +64,32 @@ SELECT pg_size_pretty((pg_table_size('apikey.keys') * 1e6 / n)::bigint) AS "tabl
   FROM (SELECT count(*)::numeric AS n FROM apikey.keys) AS c;
 
 \if :have_pgbench
-\echo 'pgbench -M prepared, 2 clients, one random key per transaction (best of the pgbench rounds)'
-\echo '(time/tx vs floor = floor TPS / variant TPS; < 1: faster than the floor)'
-WITH b AS (
-	SELECT DISTINCT ON (name) name, label, tps, lat_ms, xacts
-	  FROM bench.pgbench ORDER BY name, tps DESC
-), f AS (SELECT tps AS ftps FROM b WHERE name = 'floor')
-SELECT name AS variant, label AS "statement", round(tps::numeric, 0) AS tps,
-       round(lat_ms::numeric, 3) AS "latency ms", xacts AS transactions,
-       round((ftps / tps)::numeric, 3) AS "time/tx vs floor"
-  FROM b, f
- WHERE name NOT LIKE '%\_p'
- ORDER BY array_position(ARRAY['pick', 'floor', 'plpgsql', 'verify', 'verify_scope'], name);
-
 \echo 'pgbench, the key sent by the client as a parameter, as an application does: each transaction'
 \echo 'fetches a random key (\\gset) and sends it back in a second statement (best of the rounds)'
-\echo '(ratios of TPS, > 1: more transactions per second than the reference)'
-WITH b AS (
-	SELECT DISTINCT ON (name) name, label, tps, lat_ms
-	  FROM bench.pgbench WHERE name LIKE '%\_p' ORDER BY name, tps DESC
-), f AS (SELECT tps AS ftps FROM b WHERE name = 'floor_p'),
-   e AS (SELECT tps AS etps FROM b WHERE name = 'echo_p')
-SELECT name AS variant, label AS "statement", round(tps::numeric, 0) AS tps,
-       round(lat_ms::numeric, 3) AS "latency ms",
-       round((tps / ftps)::numeric, 3) AS "tps vs floor_p",
-       round((tps / etps)::numeric, 3) AS "tps vs echo_p"
-  FROM b, f, e
- ORDER BY array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p'], name);
+\echo '(ratios of TPS, > 1: more transactions per second than the reference; zipf variants against floor_zipf_p)'
+CREATE TEMP VIEW pgb AS
+SELECT DISTINCT ON (name, clients) name, clients, label, tps, lat_ms
+  FROM bench.pgbench WHERE round > 0 ORDER BY name, clients, tps DESC;
+SELECT b.clients, b.name AS variant, b.label AS "statement", round(b.tps::numeric, 0) AS tps,
+       round(b.lat_ms::numeric, 3) AS "latency ms",
+       round((b.tps / f.tps)::numeric, 3) AS "tps vs floor",
+       round((b.tps / e.tps)::numeric, 3) AS "tps vs echo_p"
+  FROM pgb AS b
+  JOIN pgb AS f ON f.clients = b.clients
+   AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
+  JOIN pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
+ ORDER BY b.clients DESC,
+          array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p', 'sub_p', 'plpgsql_p',
+                               'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
+
+\echo 'Sweep: pgbench at each key count, per-transaction latency from pgbench -l (µs)'
+SELECT p.nkeys AS keys, p.name AS variant, p.clients, round(p.tps::numeric, 0) AS tps,
+       l.p50, l.p99
+  FROM bench.pgbench AS p
+  JOIN (SELECT nkeys, name, clients,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50,
+               percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99
+          FROM bench.lat GROUP BY nkeys, name, clients) AS l USING (nkeys, name, clients)
+ WHERE p.round = 0
+ ORDER BY p.nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], p.name);
 \endif

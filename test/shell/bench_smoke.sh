@@ -15,23 +15,34 @@ out=$(mktemp -d "${TMPDIR:-/tmp}/apikey-bench-smoke.XXXXXX")
 chmod 755 "$out"
 trap 'rm -rf "$out"' EXIT
 
-BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-1} BENCH_RESULTS="$out" BENCH_KEYS=300 \
-	BENCH_LOOP=300 BENCH_ROUNDS=1 BENCH_SECONDS=1 BENCH_PGBENCH_ROUNDS=1 \
+BENCH_SKIP_BUILD=${BENCH_SKIP_BUILD:-1} BENCH_RESULTS="$out/results" BENCH_KEYS=300 \
+	BENCH_SWEEP="100 600" BENCH_LOOP=300 BENCH_ROUNDS=1 BENCH_SECONDS=1 \
+	BENCH_SWEEP_SECONDS=1 BENCH_PGBENCH_ROUNDS=1 BENCH_PERF=0 \
 	bash bench/run.sh >"$out/run.log" 2>&1
 st=$?
 ok "$st" 0 "bench/run.sh exits 0 at a tiny scale"
 [ $st -eq 0 ] || sed 's/^/# /' "$out/run.log" | tail -30
-r="$out/latest.txt"
+r="$out/results/latest.txt"
 ok "$(grep -c '^features: on' "$r" 2>/dev/null)" 1 "the run measured with the 1.1 features on (apikey preloaded)"
 ok "$(grep -c '^plan checks: floor is a SubPlan with an Index Scan' "$r" 2>/dev/null)" 1 \
 	"the floor's plan is a SubPlan with an Index Scan and each verify runs once per row"
 ok "$(grep -c '^WARNING' "$r" 2>/dev/null)" 0 "no plan check failed"
-ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_scope|verify|verify_scope|malformed|not_found) +\|' "$r" 2>/dev/null | grep -c '| t$')" 9 \
+ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_update|verify|verify_nocache|verify_scope|floor_hot|verify_hot|malformed|not_found) +\|' "$r" 2>/dev/null | grep -c '| t$')" 12 \
 	"every in-server variant ran and every row got its expected code"
-ok "$(grep -cE '^ (plain INSERT|apikey_create) +\| +300 +\|' "$r" 2>/dev/null)" 2 \
-	"bulk creation is timed for apikey_create and the plain INSERT reference"
+ok "$(grep -cE '^ (plain INSERT|apikey_create) +\| +600 +\|' "$r" 2>/dev/null)" 2 \
+	"bulk creation is timed for apikey_create (summed over the sweep) and the plain INSERT reference"
 ok "$(grep -c '^Size per million keys' "$r" 2>/dev/null)" 1 "the size per million keys is reported"
-for v in pick floor plpgsql verify verify_scope echo_p floor_p readme_p target_p; do
-	ok "$(grep -cE "^ $v +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 "pgbench variant $v has a row in the summary"
+for v in echo_p floor_p readme_p target_p sub_p plpgsql_p plpgsql_update_p floor_zipf_p readme_zipf_p; do
+	ok "$(grep -cE "^ +2 \| $v +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 "pgbench variant $v (2 clients) has a row in the summary"
 done
+for v in echo_p floor_p readme_p; do
+	ok "$(grep -cE "^ +1 \| $v +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 "pgbench variant $v (1 client) has a row in the summary"
+done
+ok "$(grep -cE '^ +(100|300|600) \| (echo_p|floor_p|readme_p) +\| +2 \| +[0-9]+ \| +[0-9]+ \| +[0-9]+$' "$r" 2>/dev/null)" 9 \
+	"the sweep has TPS, p50 and p99 for 3 variants at 100, 300 and 600 keys"
+md="$out/RESULTS.md"
+ok "$(grep -cE '^\| (In-server|End to end|Miss-heavy|A malformed|p99 latency)' "$md" 2>/dev/null)" 9 \
+	"RESULTS.md states all nine targets"
+ok "$(grep -cE '\| (yes|\*\*no\*\*) \|$' "$md" 2>/dev/null)" 9 "each target says met or not"
+ok "$(grep -c '<svg' "$out/results/sweep.svg" 2>/dev/null)" 1 "the plot is an SVG"
 tap_done

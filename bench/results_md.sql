@@ -1,0 +1,141 @@
+-- bench/results_md.sql: the Markdown body of bench/RESULTS.md, from the
+-- bench.* tables of this run (run.sh writes the header and the profile).
+-- psql -At; variables: have_pgbench (true/false), sweep_max (largest key
+-- count), sweep_min (smallest).
+\set ON_ERROR_STOP 1
+\pset footer off
+
+CREATE TEMP VIEW t AS
+SELECT name, min(ms) AS best, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS med
+  FROM bench.timing GROUP BY name;
+CREATE TEMP VIEW net AS
+SELECT t.round, t.name, t.ms - l.ms AS net
+  FROM bench.timing AS t JOIN bench.timing AS l ON l.round = t.round AND l.name = 'loop';
+-- paired(a, b): median over rounds of a's per-call cost / b's
+CREATE TEMP VIEW paired AS
+SELECT a.name AS a, b.name AS b,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.net / NULLIF(b.net, 0)) AS r
+  FROM net AS a JOIN net AS b ON b.round = a.round
+ GROUP BY a.name, b.name;
+CREATE TEMP VIEW pgb AS
+SELECT DISTINCT ON (name, clients) name, clients, tps, lat_ms
+  FROM bench.pgbench WHERE round > 0 ORDER BY name, clients, tps DESC;
+CREATE TEMP VIEW sweep AS
+SELECT p.nkeys, p.name, p.clients, p.tps, l.p50, l.p99
+  FROM bench.pgbench AS p
+  JOIN (SELECT nkeys, name, clients,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50,
+               percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99
+          FROM bench.lat GROUP BY nkeys, name, clients) AS l USING (nkeys, name, clients)
+ WHERE p.round = 0;
+
+CREATE TEMP TABLE target (ord int, what text, want text, got float8, ok boolean);
+INSERT INTO target
+SELECT 5, 'In-server, keys not in any cache: throughput vs the SQL floor', '≥ 1.0×', 1 / NULLIF(r, 0), 1 / NULLIF(r, 0) >= 1.0
+  FROM paired WHERE a = 'verify' AND b = 'floor'
+UNION ALL
+SELECT 6, 'In-server, keys in the cache: throughput vs the SQL floor over the same keys', '≥ 2.5×', 1 / NULLIF(r, 0), 1 / NULLIF(r, 0) >= 2.5
+  FROM paired WHERE a = 'verify_hot' AND b = 'floor_hot'
+UNION ALL
+SELECT 7, 'Miss-heavy (every loop key distinct, more keys than the cache holds): throughput vs the same build with the cache off', '≥ 0.95×', 1 / NULLIF(r, 0), 1 / NULLIF(r, 0) >= 0.95
+  FROM paired WHERE a = 'verify' AND b = 'verify_nocache'
+UNION ALL
+SELECT 8, 'A malformed key, times cheaper than a NOT_FOUND', '≥ 3×', r, r >= 3
+  FROM paired WHERE a = 'not_found' AND b = 'malformed';
+\if :have_pgbench
+INSERT INTO target
+SELECT CASE c.clients WHEN 1 THEN 1 ELSE 2 END,
+       format('End to end, README form (readme_p), %s client(s): TPS vs floor_p', c.clients), '≥ 1.0×',
+       r.tps / f.tps, r.tps / f.tps >= 1.0
+  FROM (SELECT DISTINCT clients FROM pgb) AS c
+  JOIN pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
+  JOIN pgb AS f ON f.clients = c.clients AND f.name = 'floor_p'
+UNION ALL
+SELECT CASE c.clients WHEN 1 THEN 3 ELSE 4 END,
+       format('End to end, README form, %s client(s): TPS vs SELECT $1 (echo_p)', c.clients), '≥ 0.8×',
+       r.tps / e.tps, r.tps / e.tps >= 0.8
+  FROM (SELECT DISTINCT clients FROM pgb) AS c
+  JOIN pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
+  JOIN pgb AS e ON e.clients = c.clients AND e.name = 'echo_p'
+UNION ALL
+SELECT 9, format('p99 latency of readme_p at %s keys vs at %s', :sweep_max, :sweep_min), '≤ 1.5×',
+       hi.p99::float8 / NULLIF(lo.p99, 0), hi.p99::float8 / NULLIF(lo.p99, 0) <= 1.5
+  FROM sweep AS hi, sweep AS lo
+ WHERE hi.name = 'readme_p' AND lo.name = 'readme_p'
+   AND hi.nkeys = :sweep_max AND lo.nkeys = :sweep_min;
+\endif
+
+\qecho '## Targets of issue 9'
+\qecho
+\qecho '| target | wanted | measured | met |'
+\qecho '|---|---|---|---|'
+SELECT format('| %s | %s | %s× | %s |', what, want, coalesce(round(got::numeric, 2)::text, '?'), CASE WHEN ok THEN 'yes' ELSE '**no**' END)
+  FROM target ORDER BY ord;
+\qecho
+\qecho 'In-server figures are paired ratios (the median over rounds of the ratio within one round); pgbench figures are the best TPS over the rounds of each variant, with the variant order rotated between rounds.'
+\qecho
+
+\qecho '## In-server, one backend, jit off'
+\qecho
+\qecho '| variant | what each row does | µs/call (best) | µs/call (median) |'
+\qecho '|---|---|---|---|'
+SELECT format('| %s | %s | %s | %s |', v.name, replace(v.label, '|', '\|'),
+              round(((t.best - l.best) * 1000 / n.rows)::numeric, 3),
+              round(((t.med - l.med) * 1000 / n.rows)::numeric, 3))
+  FROM bench.variant AS v JOIN t USING (name),
+       (SELECT best, med FROM t WHERE name = 'loop') AS l,
+       (SELECT count(*)::float8 AS rows FROM bench.loop) AS n
+ WHERE v.name <> 'loop'
+ ORDER BY v.ord;
+\qecho
+\qecho '| ratio of per-call cost (< 1: the first is cheaper) | paired |'
+\qecho '|---|---|'
+SELECT format('| %s | %s |', replace(r.label, '|', '\|'), round(p.r::numeric, 3))
+  FROM bench.ratio AS r JOIN paired AS p ON p.a = r.a AND p.b = r.b
+ ORDER BY r.ord;
+\qecho
+
+\if :have_pgbench
+\qecho '## End to end: pgbench -M prepared, the key sent as a parameter'
+\qecho
+\qecho 'Each transaction fetches a random key (`\\gset`) and sends it back in a second statement, as an application does; the first statement is the same in every variant. Zipf variants draw keys with `random_zipfian(1, n, 1.1)` and are compared with `floor_zipf_p`.'
+\qecho
+\qecho '| clients | variant | TPS | latency ms | TPS vs floor | TPS vs echo_p |'
+\qecho '|---|---|---|---|---|---|'
+SELECT format('| %s | %s | %s | %s | %s | %s |', b.clients, b.name, round(b.tps::numeric, 0),
+              round(b.lat_ms::numeric, 3), round((b.tps / f.tps)::numeric, 3), round((b.tps / e.tps)::numeric, 3))
+  FROM pgb AS b
+  JOIN pgb AS f ON f.clients = b.clients
+   AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
+  JOIN pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
+ ORDER BY b.clients DESC,
+          array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p', 'sub_p', 'plpgsql_p',
+                               'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
+\qecho
+\qecho '## Against key count'
+\qecho
+\qecho '![throughput and latency against key count](results/sweep.svg)'
+\qecho
+\qecho '| keys | variant | TPS | p50 µs | p99 µs |'
+\qecho '|---|---|---|---|---|'
+SELECT format('| %s | %s | %s | %s | %s |', nkeys, name, round(tps::numeric, 0), p50, p99)
+  FROM sweep ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], name);
+\qecho
+\endif
+
+\qecho '## Bulk creation and size'
+\qecho
+\qecho '| | keys | keys/s | time vs plain INSERT |'
+\qecho '|---|---|---|---|'
+SELECT format('| %s | %s | %s | %s |', b.what, b.n, round((b.n * 1000 / b.ms)::numeric, 0), round((b.ms / p.ms)::numeric, 2))
+  FROM (SELECT what, sum(n) AS n, sum(ms) AS ms FROM bench.bulk GROUP BY what) AS b,
+       (SELECT sum(ms) AS ms FROM bench.bulk WHERE what = 'plain INSERT') AS p
+ ORDER BY b.what DESC;
+\qecho
+SELECT format('Per million keys (apikey.keys with %s keys, after VACUUM): table %s, all indexes %s (hash prefix index %s, unique hash index %s).',
+              n, pg_size_pretty((pg_table_size('apikey.keys') * 1e6 / n)::bigint),
+              pg_size_pretty((pg_indexes_size('apikey.keys') * 1e6 / n)::bigint),
+              pg_size_pretty((pg_relation_size('apikey.keys_hash_prefix_idx') * 1e6 / n)::bigint),
+              pg_size_pretty((pg_relation_size('apikey.keys_secret_hash_idx') * 1e6 / n)::bigint))
+  FROM (SELECT count(*)::numeric AS n FROM apikey.keys) AS c;
+\qecho

@@ -120,6 +120,20 @@ test_crc32(void)
 			bad++;
 	}
 	ok(bad == 0, "kf_crc32 equals zlib crc32 on 5000 random buffers (%d differ)", bad);
+
+	/* eight bytes at a time: every start offset and every tail length */
+	bad = 0;
+	for (i = 0; i < 300; i++)
+		buf[i] = (unsigned char) prng_next();
+	for (i = 0; i < 8; i++)
+	{
+		size_t		len;
+
+		for (len = 0; len + i <= 64; len++)
+			if (kf_crc32(buf + i, len) != (uint32_t) crc32(0L, buf + i, (uInt) len))
+				bad++;
+	}
+	ok(bad == 0, "kf_crc32 equals zlib crc32 from every offset 0..7, lengths 0..64 (%d differ)", bad);
 }
 
 static void

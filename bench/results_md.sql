@@ -17,18 +17,6 @@ SELECT a.name AS a, b.name AS b,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY a.net / NULLIF(b.net, 0)) AS r
   FROM net AS a JOIN net AS b ON b.round = a.round
  GROUP BY a.name, b.name;
-CREATE TEMP VIEW pgb AS
-SELECT DISTINCT ON (name, clients) name, clients, tps, lat_ms
-  FROM bench.pgbench WHERE round > 0 ORDER BY name, clients, tps DESC;
-CREATE TEMP VIEW sweep AS
-SELECT p.nkeys, p.name, p.clients, p.tps, l.p50, l.p99
-  FROM bench.pgbench AS p
-  JOIN (SELECT nkeys, name, clients,
-               percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50,
-               percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99
-          FROM bench.lat GROUP BY nkeys, name, clients) AS l USING (nkeys, name, clients)
- WHERE p.round = 0;
-
 CREATE TEMP TABLE target (ord int, what text, want text, got float8, ok boolean);
 INSERT INTO target
 SELECT 5, 'In-server, keys not in any cache: throughput vs the SQL floor', '≥ 1.0×', 1 / NULLIF(r, 0), 1 / NULLIF(r, 0) >= 1.0
@@ -47,20 +35,20 @@ INSERT INTO target
 SELECT CASE c.clients WHEN 1 THEN 1 ELSE 2 END,
        format('End to end, README form (readme_p), %s client(s): TPS vs floor_p', c.clients), '≥ 1.0×',
        r.tps / f.tps, r.tps / f.tps >= 1.0
-  FROM (SELECT DISTINCT clients FROM pgb) AS c
-  JOIN pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
-  JOIN pgb AS f ON f.clients = c.clients AND f.name = 'floor_p'
+  FROM (SELECT DISTINCT clients FROM bench.pgb) AS c
+  JOIN bench.pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
+  JOIN bench.pgb AS f ON f.clients = c.clients AND f.name = 'floor_p'
 UNION ALL
 SELECT CASE c.clients WHEN 1 THEN 3 ELSE 4 END,
        format('End to end, README form, %s client(s): TPS vs SELECT $1 (echo_p)', c.clients), '≥ 0.8×',
        r.tps / e.tps, r.tps / e.tps >= 0.8
-  FROM (SELECT DISTINCT clients FROM pgb) AS c
-  JOIN pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
-  JOIN pgb AS e ON e.clients = c.clients AND e.name = 'echo_p'
+  FROM (SELECT DISTINCT clients FROM bench.pgb) AS c
+  JOIN bench.pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
+  JOIN bench.pgb AS e ON e.clients = c.clients AND e.name = 'echo_p'
 UNION ALL
 SELECT 9, format('p99 latency of readme_p at %s keys vs at %s', :sweep_max, :sweep_min), '≤ 1.5×',
        hi.p99::float8 / NULLIF(lo.p99, 0), hi.p99::float8 / NULLIF(lo.p99, 0) <= 1.5
-  FROM sweep AS hi, sweep AS lo
+  FROM bench.sweep AS hi, bench.sweep AS lo
  WHERE hi.name = 'readme_p' AND lo.name = 'readme_p'
    AND hi.nkeys = :sweep_max AND lo.nkeys = :sweep_min;
 \endif
@@ -104,10 +92,10 @@ SELECT format('| %s | %s |', replace(r.label, '|', '\|'), round(p.r::numeric, 3)
 \qecho '|---|---|---|---|---|---|'
 SELECT format('| %s | %s | %s | %s | %s | %s |', b.clients, b.name, round(b.tps::numeric, 0),
               round(b.lat_ms::numeric, 3), round((b.tps / f.tps)::numeric, 3), round((b.tps / e.tps)::numeric, 3))
-  FROM pgb AS b
-  JOIN pgb AS f ON f.clients = b.clients
+  FROM bench.pgb AS b
+  JOIN bench.pgb AS f ON f.clients = b.clients
    AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
-  JOIN pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
+  JOIN bench.pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
  ORDER BY b.clients DESC,
           array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p', 'sub_p', 'plpgsql_p',
                                'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
@@ -119,7 +107,7 @@ SELECT format('| %s | %s | %s | %s | %s | %s |', b.clients, b.name, round(b.tps:
 \qecho '| keys | variant | TPS | p50 µs | p99 µs |'
 \qecho '|---|---|---|---|---|'
 SELECT format('| %s | %s | %s | %s | %s |', nkeys, name, round(tps::numeric, 0), p50, p99)
-  FROM sweep ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], name);
+  FROM bench.sweep ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], name);
 \qecho
 \endif
 

@@ -407,7 +407,7 @@ say "RESULTS.md and the plot"
 RESULTS_MD="$(dirname "$RESULTS")/RESULTS.md"
 PLOT_NOTE=
 if $HAVE_PGBENCH; then
-	"${PSQL[@]}" -c "\\copy (SELECT p.nkeys, p.name, round(p.tps), l.p50, l.p99 FROM bench.pgbench AS p JOIN (SELECT nkeys, name, clients, percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50, percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99 FROM bench.lat GROUP BY 1, 2, 3) AS l USING (nkeys, name, clients) WHERE p.round = 0 ORDER BY p.name, p.nkeys) TO '$WORK/sweep.tsv'"
+	"${PSQL[@]}" -c "\\copy (SELECT nkeys, name, round(tps), p50, p99 FROM bench.sweep ORDER BY name, nkeys) TO '$WORK/sweep.tsv'"
 	cp "$WORK/sweep.tsv" "$RESULTS/sweep.tsv"
 	if command -v gnuplot >/dev/null 2>&1; then
 		gnuplot -e "data='$RESULTS/sweep.tsv'; out='$RESULTS/sweep.svg'" "$BENCH_DIR/sweep.gp" ||

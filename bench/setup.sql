@@ -64,10 +64,11 @@ CREATE TABLE bench.usage (
  * then check enabled, expiry and scopes (plain array containment: no
  * wildcards, no write-implies-read), and return a code.  No checksum
  * check, no identity returned: less work than apikey_verify.
- * plpgsql_verify_update also records the use, as such code usually does:
- * one UPDATE of its usage row per call.
+ * With record_use it also records the use, as such code usually does: one
+ * UPDATE of its usage row per call.
  */
-CREATE FUNCTION bench.plpgsql_verify(key text, required text[] DEFAULT '{}')
+CREATE FUNCTION bench.plpgsql_verify(key text, required text[] DEFAULT '{}',
+									  record_use boolean DEFAULT false)
 RETURNS text
 LANGUAGE plpgsql
 AS $$
@@ -89,34 +90,10 @@ BEGIN
 	IF NOT (required <@ r.scopes) THEN
 		RETURN 'INSUFFICIENT_SCOPE';
 	END IF;
-	RETURN 'VALID';
-END
-$$;
-
-CREATE FUNCTION bench.plpgsql_verify_update(key text, required text[] DEFAULT '{}')
-RETURNS text
-LANGUAGE plpgsql
-AS $$
-DECLARE
-	r record;
-BEGIN
-	SELECT id, enabled, expires_at, scopes INTO r
-	  FROM apikey.keys
-	 WHERE secret_hash = public.digest(key, 'sha256');
-	IF NOT FOUND THEN
-		RETURN 'NOT_FOUND';
+	IF record_use THEN
+		UPDATE bench.usage SET last_used_at = now(), use_count = use_count + 1
+		 WHERE key_id = r.id;
 	END IF;
-	IF NOT r.enabled THEN
-		RETURN 'DISABLED';
-	END IF;
-	IF r.expires_at IS NOT NULL AND r.expires_at <= now() THEN
-		RETURN 'EXPIRED';
-	END IF;
-	IF NOT (required <@ r.scopes) THEN
-		RETURN 'INSUFFICIENT_SCOPE';
-	END IF;
-	UPDATE bench.usage SET last_used_at = now(), use_count = use_count + 1
-	 WHERE key_id = r.id;
 	RETURN 'VALID';
 END
 $$;
@@ -142,8 +119,8 @@ INSERT INTO bench.variant VALUES
   $q$SELECT count(*) FILTER (WHERE (SELECT k.id FROM apikey.keys AS k WHERE k.secret_hash = sha256(convert_to(l.key, 'UTF8'))) IS NOT NULL) FROM bench.loop AS l$q$),
  ('plpgsql', 4, 'bench.plpgsql_verify(key, ''{}''): PL/pgSQL over pgcrypto',
   $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify(l.key, '{}') = 'VALID') FROM bench.loop AS l$q$),
- ('plpgsql_update', 5, 'bench.plpgsql_verify_update(key, ''{}''): the same, UPDATE of last_used_at per call',
-  $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify_update(l.key, '{}') = 'VALID') FROM bench.loop AS l$q$),
+ ('plpgsql_update', 5, 'bench.plpgsql_verify(key, ''{}'', true): the same, UPDATE of last_used_at per call',
+  $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify(l.key, '{}', true) = 'VALID') FROM bench.loop AS l$q$),
  ('verify', 6, 'apikey.apikey_verify(key): distinct keys, more than the cache holds (miss-heavy)',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key)).valid) FROM bench.loop AS l$q$),
  ('verify_nocache', 7, 'the same with apikey.cache_size = 0',
@@ -168,7 +145,7 @@ INSERT INTO bench.ratio VALUES
  (3, 'apikey_verify(key) / the same with apikey.cache_size = 0 (miss-heavy)', 'verify', 'verify_nocache'),
  (4, 'apikey_verify(key, ''{jobs:read}'') / SQL floor', 'verify_scope', 'floor'),
  (5, 'apikey_verify(key) / plpgsql_verify(key)', 'verify', 'plpgsql'),
- (6, 'plpgsql_verify_update(key) / apikey_verify(key)', 'plpgsql_update', 'verify'),
+ (6, 'plpgsql_verify(key, record_use) / apikey_verify(key)', 'plpgsql_update', 'verify'),
  (7, 'NOT_FOUND / MALFORMED (how much cheaper a malformed key is)', 'not_found', 'malformed'),
  (8, 'NOT_FOUND / SQL floor', 'not_found', 'floor');
 
@@ -254,3 +231,17 @@ BEGIN
 END
 $$;
 
+-- the best run of each pgbench variant and client count (round 0: the sweep)
+CREATE VIEW bench.pgb AS
+SELECT DISTINCT ON (name, clients) name, clients, label, tps, lat_ms
+  FROM bench.pgbench WHERE round > 0 ORDER BY name, clients, tps DESC;
+
+-- the sweep: TPS and per-transaction latency percentiles per key count
+CREATE VIEW bench.sweep AS
+SELECT p.nkeys, p.name, p.clients, p.tps, l.p50, l.p99
+  FROM bench.pgbench AS p
+  JOIN (SELECT nkeys, name, clients,
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50,
+               percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99
+          FROM bench.lat GROUP BY nkeys, name, clients) AS l USING (nkeys, name, clients)
+ WHERE p.round = 0;

@@ -67,29 +67,20 @@ SELECT pg_size_pretty((pg_table_size('apikey.keys') * 1e6 / n)::bigint) AS "tabl
 \echo 'pgbench, the key sent by the client as a parameter, as an application does: each transaction'
 \echo 'fetches a random key (\\gset) and sends it back in a second statement (best of the rounds)'
 \echo '(ratios of TPS, > 1: more transactions per second than the reference; zipf variants against floor_zipf_p)'
-CREATE TEMP VIEW pgb AS
-SELECT DISTINCT ON (name, clients) name, clients, label, tps, lat_ms
-  FROM bench.pgbench WHERE round > 0 ORDER BY name, clients, tps DESC;
 SELECT b.clients, b.name AS variant, b.label AS "statement", round(b.tps::numeric, 0) AS tps,
        round(b.lat_ms::numeric, 3) AS "latency ms",
        round((b.tps / f.tps)::numeric, 3) AS "tps vs floor",
        round((b.tps / e.tps)::numeric, 3) AS "tps vs echo_p"
-  FROM pgb AS b
-  JOIN pgb AS f ON f.clients = b.clients
+  FROM bench.pgb AS b
+  JOIN bench.pgb AS f ON f.clients = b.clients
    AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
-  JOIN pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
+  JOIN bench.pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
  ORDER BY b.clients DESC,
           array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p', 'sub_p', 'plpgsql_p',
                                'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
 
 \echo 'Sweep: pgbench at each key count, per-transaction latency from pgbench -l (µs)'
-SELECT p.nkeys AS keys, p.name AS variant, p.clients, round(p.tps::numeric, 0) AS tps,
-       l.p50, l.p99
-  FROM bench.pgbench AS p
-  JOIN (SELECT nkeys, name, clients,
-               percentile_disc(0.5) WITHIN GROUP (ORDER BY us) AS p50,
-               percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99
-          FROM bench.lat GROUP BY nkeys, name, clients) AS l USING (nkeys, name, clients)
- WHERE p.round = 0
- ORDER BY p.nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], p.name);
+SELECT nkeys AS keys, name AS variant, clients, round(tps::numeric, 0) AS tps, p50, p99
+  FROM bench.sweep
+ ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], name);
 \endif

@@ -820,19 +820,21 @@ ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_no_truncate;
 /*
  * The verified-key cache (apikey.cache_size) of every backend, on standbys
  * too, follows every committed change to a key: a relcache invalidation of
- * apikey.keys per statement that can change or remove a row.  It fires in
- * every replication role, like the guards.
+ * apikey.keys for every row changed or removed.  A row trigger, since
+ * logical replication's apply worker fires no statement triggers; in every
+ * replication role, like the guards.  Without it firing ALWAYS, backends
+ * do not cache.
  */
 CREATE FUNCTION apikey.keys_cache_invalidate()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'apikey_keys_cache_invalidate'
 LANGUAGE C;
 COMMENT ON FUNCTION apikey.keys_cache_invalidate() IS
-	'trigger: makes every backend''s verified-key cache forget apikey.keys at commit';
+	'trigger: makes every backend''s verified-key cache forget apikey.keys when the change commits';
 REVOKE ALL ON FUNCTION apikey.keys_cache_invalidate() FROM PUBLIC;
 CREATE TRIGGER keys_cache_invalidate
-	AFTER UPDATE OR DELETE OR TRUNCATE ON apikey.keys
-	FOR EACH STATEMENT EXECUTE FUNCTION apikey.keys_cache_invalidate();
+	BEFORE UPDATE OR DELETE ON apikey.keys
+	FOR EACH ROW EXECUTE FUNCTION apikey.keys_cache_invalidate();
 COMMENT ON TRIGGER keys_cache_invalidate ON apikey.keys IS
-	'keeps the verified-key caches coherent: disabling it lets backends verify against rows that have changed';
+	'keeps the verified-key caches coherent; while it is disabled, no backend caches keys';
 ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_cache_invalidate;

@@ -143,6 +143,7 @@ typedef struct ApikeyCatalog
 	AttrNumber	att_secret_hash;
 	AttrNumber	att_grace_secret_hash;
 	AttrNumber	att_db_role;	/* 1.1; InvalidAttrNumber on a 1.0 schema */
+	bool		cache_coherent; /* keys_cache_invalidate exists and fires ALWAYS */
 } ApikeyCatalog;
 
 extern void apikey_catalog_init(void);
@@ -264,6 +265,7 @@ extern void apikey_cache_init(void);
 extern MemoryContext apikey_cache_rows(const ApikeyCatalog *cat);
 extern bool apikey_cache_lookup(const uint8 *hash, ApikeyKey *key,
 								bool *admit);
+#define APIKEY_CACHE_TRIGGER "keys_cache_invalidate"
 extern void apikey_cache_insert(const uint8 *hash, ApikeyKey *key);
 
 /* verify_eval.c */

@@ -24,6 +24,7 @@
 #include "storage/lmgr.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "commands/trigger.h"
 #include "utils/rel.h"
 
 #include "apikey.h"
@@ -145,6 +146,29 @@ apikey_extension_owner(void)
 }
 
 /*
+ * cache_trigger_fires: true if apikey.keys has the verified-key cache's
+ * invalidation trigger (1.1), enabled in every replication role.  Without
+ * it (a database still on 1.0, or a DBA's ALTER TABLE ... DISABLE TRIGGER,
+ * which itself invalidates this catalog) the cache is off.
+ */
+static bool
+cache_trigger_fires(Relation rel)
+{
+	int			i;
+
+	if (rel->trigdesc == NULL)
+		return false;
+	for (i = 0; i < rel->trigdesc->numtriggers; i++)
+	{
+		Trigger    *t = &rel->trigdesc->triggers[i];
+
+		if (strcmp(t->tgname, APIKEY_CACHE_TRIGGER) == 0)
+			return t->tgenabled == TRIGGER_FIRES_ALWAYS;
+	}
+	return false;
+}
+
+/*
  * fill: look everything up by name.  Takes no lock of its own beyond the
  * transient one opening the table needs.
  */
@@ -189,6 +213,7 @@ fill(void)
 	c.att_grace_secret_hash = column(desc, "grace_secret_hash");
 	/* added in 1.1: a database not yet updated from 1.0 has none */
 	c.att_db_role = optional_column(desc, "db_role");
+	c.cache_coherent = cache_trigger_fires(rel);
 	table_close(rel, NoLock);
 
 	cache = c;

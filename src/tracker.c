@@ -127,6 +127,7 @@ typedef struct TrackerShared
 	pg_atomic_uint64 dropped;	/* log entries lost to a full queue */
 	pg_atomic_uint64 untracked; /* uses lost to a full key table */
 	pg_atomic_uint64 cache_hits;	/* verified-key cache (verify_cache.c) */
+	pg_atomic_uint64 keys_generation;	/* bumped before a change to keys commits */
 	pg_atomic_uint64 cache_misses;
 	pg_atomic_uint32 dirty;		/* something for the worker to write */
 	int			head;			/* queue: oldest slot */
@@ -215,6 +216,7 @@ tracker_shmem_startup(void)
 		pg_atomic_init_u64(&shared->dropped, 0);
 		pg_atomic_init_u64(&shared->untracked, 0);
 		pg_atomic_init_u64(&shared->cache_hits, 0);
+		pg_atomic_init_u64(&shared->keys_generation, 0);
 		pg_atomic_init_u64(&shared->cache_misses, 0);
 		pg_atomic_init_u32(&shared->dirty, 0);
 		shared->head = 0;
@@ -655,6 +657,31 @@ apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry)
 	if (entry != NULL)
 		pg_atomic_fetch_add_u64(&shared->dropped, 1);
 	apikey_tracker_mark_dirty();
+}
+
+/*
+ * apikey_tracker_keys_changed: a transaction that changed apikey.keys is
+ * about to commit (verify_cache.c); every backend's cache must forget it.
+ */
+void
+apikey_tracker_keys_changed(void)
+{
+	if (shared != NULL)
+		pg_atomic_fetch_add_u64(&shared->keys_generation, 1);
+}
+
+/*
+ * apikey_tracker_keys_generation: how many such commits this server has
+ * begun (0 without shared memory).  The read barrier orders it after the
+ * snapshot the caller took: a commit the snapshot sees has bumped it.
+ */
+uint64
+apikey_tracker_keys_generation(void)
+{
+	if (shared == NULL)
+		return 0;
+	pg_read_barrier();
+	return pg_atomic_read_u64(&shared->keys_generation);
 }
 
 /*

@@ -66,6 +66,8 @@ extern bool apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit,
 							   const Interval *window, int64 *retry_us);
 extern void apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry);
 extern void apikey_tracker_count_cache(bool hit);
+extern void apikey_tracker_keys_changed(void);
+extern uint64 apikey_tracker_keys_generation(void);
 extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
 								  const ApikeyRequest *req);
 extern void apikey_tracker_mark_dirty(void);

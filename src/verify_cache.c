@@ -14,16 +14,29 @@
  *	  memory context, "apikey verified-key cache", which is reset whole when
  *	  the cache is emptied.
  *
- *	  Coherent, with PostgreSQL's own invalidation machinery: a statement
- *	  trigger on apikey.keys (keys_cache_invalidate, ENABLE ALWAYS) sends a
- *	  relcache invalidation of the table for every UPDATE, DELETE and
- *	  TRUNCATE.  It goes out at commit, never on rollback; every backend
- *	  takes it at the start of its next transaction, and the startup process
- *	  of a hot standby replays it from the commit record.  Our relcache
- *	  callback then marks the cache stale, and the next lookup empties it.
- *	  INSERT needs none: a new row cannot change a cached one, and misses
- *	  are not cached.  The worker's usage flushes write apikey.usage, never
- *	  apikey.keys, so they invalidate nothing.
+ *	  Coherent, with PostgreSQL's own invalidation machinery: a row trigger
+ *	  on apikey.keys (keys_cache_invalidate, BEFORE UPDATE OR DELETE, ENABLE
+ *	  ALWAYS; a row trigger because logical replication's apply worker fires
+ *	  no statement triggers) sends a relcache invalidation of the table.  It
+ *	  goes out at commit, never on rollback; every backend takes it at the
+ *	  start of its next transaction and at every verification, and the
+ *	  startup process of a hot standby replays it from the commit record.
+ *	  Our relcache callback then marks the cache stale, and the next lookup
+ *	  empties it.  TRUNCATE needs no trigger: it gives the table a new
+ *	  relfilenode, which invalidates it.  INSERT needs none: a new row cannot
+ *	  change a cached one (only current secrets are cached, and the current
+ *	  secret is unique), and misses are not cached.  The worker's usage
+ *	  flushes write apikey.usage, never apikey.keys.  Without the trigger
+ *	  firing ALWAYS (a database still on 1.0, or the trigger disabled) the
+ *	  cache is off (catalog.c: cache_coherent).
+ *
+ *	  PostgreSQL makes a commit visible before it sends its invalidations.
+ *	  To close that window, with shared memory the trigger's transaction
+ *	  also bumps a shared generation just before it commits (tracker.c),
+ *	  and a lookup that sees a new generation empties the cache first.  A
+ *	  row read in between is not cached: its xmax is the committing
+ *	  transaction (see below).  Standbys and servers without the library
+ *	  preloaded keep that window of microseconds.
  *
  *	  A row is cached only if no other transaction is changing it when it
  *	  is copied (verify_probe.c checks its xmax under the buffer lock): a
@@ -35,6 +48,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
@@ -80,7 +94,10 @@ static MemoryContext cache_cxt = NULL;	/* the arrays */
 static MemoryContext row_cxt = NULL;	/* the rows, reset when emptied */
 static CacheSet *sets = NULL;	/* nsets, aligned to 64 bytes */
 static CacheEntry *entries = NULL;	/* nsets * CACHE_WAYS */
-static uint32 nsets = 0;		/* a power of two, or 0: no cache */
+static uint32 nsets = 0;		/* 0: no cache */
+static bool active = false;		/* lookups may hit (apikey_cache_rows) */
+static uint64 seen_generation = 0;	/* tracker.c's, when last emptied */
+static bool keys_changed = false;	/* this transaction changed apikey.keys */
 static int	sized_for = -1;		/* apikey.cache_size when last resized */
 static Oid	cache_relid = InvalidOid;	/* the apikey.keys of its rows */
 static bool cache_stale = false;
@@ -128,9 +145,7 @@ resize(void)
 	entries = NULL;
 	if (apikey_cache_size > 0)
 	{
-		want = 1;
-		while ((uint64) want * CACHE_WAYS < (uint64) apikey_cache_size)
-			want <<= 1;
+		want = (apikey_cache_size + CACHE_WAYS - 1) / CACHE_WAYS;
 		sets = (CacheSet *)
 			TYPEALIGN(64, MemoryContextAllocExtended(cache_cxt,
 													 sizeof(CacheSet) * want + 64,
@@ -145,7 +160,7 @@ resize(void)
 }
 
 /* where a hash goes: its set (bytes 8..11, apart from the index's 8-byte
- * prefix) and its tag (bytes 12..13) */
+ * prefix, modulo the number of sets) and its tag (bytes 12..13) */
 static inline CacheSet *
 set_of(const uint8 *hash, uint32 *setno, uint16 *tag)
 {
@@ -153,7 +168,7 @@ set_of(const uint8 *hash, uint32 *setno, uint16 *tag)
 
 	memcpy(&h, hash + 8, sizeof(h));
 	memcpy(tag, hash + 12, sizeof(*tag));
-	*setno = h & (nsets - 1);
+	*setno = h % nsets;
 	return &sets[*setno];
 }
 
@@ -166,14 +181,19 @@ set_of(const uint8 *hash, uint32 *setno, uint16 *tag)
 MemoryContext
 apikey_cache_rows(const ApikeyCatalog *cat)
 {
+	uint64		generation = apikey_tracker_keys_generation();
+
 	if (apikey_cache_size != sized_for)
 		resize();
-	if (cache_stale || cat->keys_relid != cache_relid)
+	if (cache_stale || cat->keys_relid != cache_relid ||
+		generation != seen_generation)
 	{
 		empty();
 		cache_relid = cat->keys_relid;
+		seen_generation = generation;
 	}
-	return nsets > 0 ? row_cxt : NULL;
+	active = nsets > 0 && cat->cache_coherent;
+	return active ? row_cxt : NULL;
 }
 
 /*
@@ -192,7 +212,7 @@ apikey_cache_lookup(const uint8 *hash, ApikeyKey *key, bool *admit)
 	int			i;
 
 	*admit = false;
-	if (nsets == 0)
+	if (!active)
 		return false;
 	set = set_of(hash, &setno, &tag);
 	for (i = 0; i < CACHE_WAYS; i++)
@@ -248,7 +268,7 @@ apikey_cache_insert(const uint8 *hash, ApikeyKey *key)
 	int			way = -1;
 	int			i;
 
-	Assert(nsets > 0 && GetMemoryChunkContext(key->tuple) == row_cxt);
+	Assert(active && GetMemoryChunkContext(key->tuple) == row_cxt);
 	set = set_of(hash, &setno, &tag);
 	for (i = 0; i < CACHE_WAYS; i++)
 	{
@@ -282,16 +302,39 @@ apikey_cache_insert(const uint8 *hash, ApikeyKey *key)
 }
 
 /*
- * apikey_cache_init: the setting and the invalidation callback, from
- * _PG_init.
+ * xact_callback: just before a transaction that changed apikey.keys commits
+ * (or is prepared), bump the shared generation, so that no backend keeps
+ * using a cached row once the change is visible.
+ */
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (keys_changed)
+				apikey_tracker_keys_changed();
+			break;
+		default:
+			keys_changed = false;
+			break;
+	}
+}
+
+/*
+ * apikey_cache_init: the setting, the invalidation callback and the
+ * transaction callback, from _PG_init.
  */
 void
 apikey_cache_init(void)
 {
 	DefineCustomIntVariable("apikey.cache_size",
 							"Keys each backend keeps in its verified-key cache.",
-							"0 turns the cache off.  Each cached key costs about "
-							"its row in apikey.keys plus 200 bytes.",
+							"0 turns the cache off.  Rounded up to a multiple of 8.  "
+							"Each slot costs about 220 bytes, allocated at the first "
+							"verification, and each cached key its row (about 0.5 kB).",
 							&apikey_cache_size,
 							1024,
 							0,
@@ -302,11 +345,14 @@ apikey_cache_init(void)
 							NULL,
 							NULL);
 	CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+	RegisterXactCallback(xact_callback, NULL);
 }
 
 /*
- * apikey.keys_cache_invalidate(): the statement trigger that keeps every
- * backend's cache (on standbys too) coherent with apikey.keys.
+ * apikey.keys_cache_invalidate(): the row trigger (BEFORE UPDATE OR DELETE)
+ * that keeps every backend's cache, on standbys too, coherent with
+ * apikey.keys.  The invalidation is sent at commit; repeated ones within
+ * a command are merged.
  */
 APIKEY_SQL_FUNCTION(apikey_keys_cache_invalidate);
 
@@ -315,10 +361,17 @@ apikey_keys_cache_invalidate(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("apikey.keys_cache_invalidate() must be called as a trigger")));
+				 errmsg("apikey.keys_cache_invalidate() must be called as a BEFORE UPDATE or DELETE row trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
-	return PointerGetDatum(NULL);
+	keys_changed = true;
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(trigdata->tg_trigtuple);
 }

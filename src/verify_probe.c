@@ -210,7 +210,11 @@ apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 	}
 	if (found)
 	{
-		*cacheable = cache_rows != NULL && settled(slot);
+		/*
+		 * Only current secrets are cached: a previous one could later be
+		 * shadowed by a row inserted with it as its current secret.
+		 */
+		*cacheable = cache_rows != NULL && grace_isnull && settled(slot);
 		copy_key(cat, rel, slot,
 				 *cacheable ? cache_rows : CurrentMemoryContext, key);
 		key->grace_until = grace_until;

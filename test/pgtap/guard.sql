@@ -79,10 +79,10 @@ SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid IN ('apikey.keys':
 
 -- the verified-key cache's invalidation: every statement that can change a
 -- row, in every replication role, beyond the reach of non-owners
-SELECT is((SELECT tgenabled::text || ' ' || (tgtype::int & 1 = 0) || ' ' || (tgtype::int & (8 | 16 | 32) = 8 | 16 | 32)
-			   || ' ' || (tgtype::int & 4 = 0) || ' ' || (tgtype::int & 2 = 0)
+SELECT is((SELECT tgenabled::text || ' ' || (tgtype::int & 1 = 1) || ' ' || (tgtype::int & (8 | 16) = 8 | 16)
+			   || ' ' || (tgtype::int & (4 | 32) = 0) || ' ' || (tgtype::int & 2 = 2)
 			 FROM pg_trigger WHERE tgrelid = 'apikey.keys'::regclass AND tgname = 'keys_cache_invalidate'),
-	'A true true true true', 'keys_cache_invalidate: ALWAYS, per statement, on UPDATE, DELETE and TRUNCATE, not INSERT, AFTER');
+	'A true true true true', 'keys_cache_invalidate: ALWAYS, per row, on UPDATE and DELETE, not INSERT or TRUNCATE, BEFORE');
 SELECT ok(NOT has_function_privilege('public', 'apikey.keys_cache_invalidate()', 'EXECUTE'),
 	'PUBLIC cannot execute keys_cache_invalidate()');
 SELECT throws_ok('SELECT apikey.keys_cache_invalidate()', '39P01', NULL,

@@ -92,9 +92,9 @@ is(app_code('graceful'), 'VALID', 'a key verified (cached)');
 sql("INSERT INTO tk SELECT 'graceful new', apikey.apikey_rotate(id, '2 seconds') FROM apikey.keys WHERE name = 'graceful'");
 is($app->query_safe("SELECT (v).code || ' ' || ((v).grace_until IS NOT NULL) FROM tk, apikey.apikey_verify(tk.key) v WHERE tk.name = 'graceful'"),
 	'VALID true', 'after a rotation with a grace, its old secret is in its grace period');
-is(app_code('graceful'), 'VALID', 'and again, from the cache');
+is(app_code('graceful'), 'VALID', 'and again (a previous secret is looked up every time)');
 sleep(3);
-is(app_code('graceful'), 'NOT_FOUND', 'when the grace period ends, the cached old secret is NOT_FOUND');
+is(app_code('graceful'), 'NOT_FOUND', 'when the grace period ends, the old secret is NOT_FOUND in the same session');
 is(app_code('graceful new'), 'VALID', 'the new secret verifies');
 
 # 5. a rate limit set on a cached key applies at once
@@ -115,6 +115,68 @@ make('gone', '');
 is(app_code('gone'), 'VALID', 'a key verified (cached)');
 sql("SET apikey.allow_drop = on; DROP EXTENSION apikey; CREATE EXTENSION apikey");
 is(app_code('gone'), 'NOT_FOUND', 'after DROP and CREATE EXTENSION the cached key is NOT_FOUND');
+# 8. only current secrets are cached: a previous secret in its grace
+# period is looked up every time, so a row inserted later with it as its
+# current secret (a superuser's restore) is found
+make('shadowed', '');
+sql("SELECT apikey.apikey_rotate(id, '1 hour') FROM apikey.keys WHERE name = 'shadowed'");
+my $id_old = sql("SELECT id FROM apikey.keys WHERE name = 'shadowed'");
+is($app->query_safe("SELECT (apikey.apikey_verify(key)).key_id FROM tk WHERE name = 'shadowed'"), $id_old,
+	'the old secret of a rotated key verifies in its grace period');
+my ($h6, $m6) = counts();
+$app->query_safe("SELECT apikey.apikey_verify(key) FROM tk WHERE name = 'shadowed'");
+my ($h7, $m7) = counts();
+is("@{[$h7 - $h6]} @{[$m7 - $m6]}", '0 1', 'it is not cached: a miss again');
+my $id_new = sql(q{INSERT INTO apikey.keys (name, prefix, hint, owner_role, scopes, secret_hash)
+	SELECT 'restored', 'ak', 'ak_rest...ored', 'postgres', '{other}', grace_secret_hash FROM apikey.keys WHERE name = 'shadowed'
+	RETURNING id});
+is($app->query_safe("SELECT (apikey.apikey_verify(key)).key_id FROM tk WHERE name = 'shadowed'"), $id_new,
+	'a row inserted with that secret as its current one is found at once');
+
+# 9. TRUNCATE (allowed with apikey.allow_drop) gives the table a new file,
+# which invalidates it: the cached keys are gone
+make('truncated', '');
+is(app_code('truncated') . ' ' . app_code('truncated'), 'VALID VALID', 'a key verified (cached)');
+sql("SET apikey.allow_drop = on; TRUNCATE apikey.keys CASCADE");
+is(app_code('truncated'), 'NOT_FOUND', 'after TRUNCATE apikey.keys it is NOT_FOUND');
+
+# 10. with the invalidation trigger disabled, no backend caches, so a
+# change that sends no invalidation is still seen
+make('untriggered', '');
+is(app_code('untriggered') . ' ' . app_code('untriggered'), 'VALID VALID', 'a key verified (cached)');
+sql("ALTER TABLE apikey.keys DISABLE TRIGGER keys_cache_invalidate");
+my ($h8) = counts();
+is(app_code('untriggered') . ' ' . app_code('untriggered'), 'VALID VALID', 'with the trigger disabled it verifies');
+my ($h9) = counts();
+is($h9 - $h8, 0, 'without a hit: the session stopped caching');
+sql("UPDATE apikey.keys SET enabled = false WHERE name = 'untriggered'");
+is(app_code('untriggered'), 'DISABLED', 'a change that sent no invalidation is seen at once');
+sql("ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_cache_invalidate");
 $app->quit;
+
+# 11. a database still on 1.0 (no invalidation trigger) does not cache
+$node->safe_psql('postgres', 'CREATE DATABASE old');
+$node->safe_psql('old', "CREATE EXTENSION apikey VERSION '1.0'");
+$node->safe_psql('old', "CREATE TABLE tk AS SELECT key FROM apikey.apikey_create('old', '{}')");
+my $old = $node->background_psql('old');
+is($old->query_safe("SELECT string_agg((apikey.apikey_verify(key)).code, ' ') FROM tk, generate_series(1, 3)"),
+	'VALID VALID VALID', 'a key of a 1.0 database verifies');
+my ($h10, $m10) = counts();
+$old->query_safe("SELECT apikey.apikey_verify(key) FROM tk");
+my ($h11, $m11) = counts();
+is("@{[$h11 - $h10]} @{[$m11 - $m10]}", '0 0', 'without the cache: neither a hit nor a miss');
+$node->safe_psql('old', "UPDATE apikey.keys SET enabled = false");
+is($old->query_safe("SELECT (apikey.apikey_verify(key)).code FROM tk"), 'DISABLED', 'a change is seen at once');
+$node->safe_psql('old', "UPDATE apikey.keys SET enabled = true");
+$node->safe_psql('old', "ALTER EXTENSION apikey UPDATE");
+is($old->query_safe("SELECT string_agg((apikey.apikey_verify(key)).code, ' ') FROM tk, generate_series(1, 2)"),
+	'VALID VALID', 'after ALTER EXTENSION apikey UPDATE it verifies');
+my ($h12) = counts();
+$old->query_safe("SELECT apikey.apikey_verify(key) FROM tk");
+my ($h13) = counts();
+is($h13 - $h12, 1, 'and is cached');
+$node->safe_psql('old', "UPDATE apikey.keys SET enabled = false");
+is($old->query_safe("SELECT (apikey.apikey_verify(key)).code FROM tk"), 'DISABLED', 'and a change is seen at once');
+$old->quit;
 
 done_testing();

@@ -124,9 +124,20 @@ execute(const char *sql, int nargs, Oid *types, Datum *values)
 			 SPI_result_code_string(ret));
 }
 
+/* usage_by_key: qsort order of ApikeyUsage by key_id */
+static int
+usage_by_key(const void *a, const void *b)
+{
+	int64		x = ((const ApikeyUsage *) a)->key_id;
+	int64		y = ((const ApikeyUsage *) b)->key_id;
+
+	return (x > y) - (x < y);
+}
+
 /*
  * flush_usage: the usage counted since the last flush, into <nsp>.usage,
- * FLUSH_BATCH keys per statement.
+ * FLUSH_BATCH keys per statement, in key order, so that the index probes
+ * of one statement walk the indexes' pages in order.
  */
 static void
 flush_usage(const char *nsp, Oid relid)
@@ -144,6 +155,7 @@ flush_usage(const char *nsp, Oid relid)
 							   " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)",
 							   nsp, nsp);
 
+	qsort(u, total, sizeof(ApikeyUsage), usage_by_key);
 	for (from = 0; from < total; from += FLUSH_BATCH)
 	{
 		int			n = Min(FLUSH_BATCH, total - from);

@@ -150,11 +150,14 @@ say "bench schema, PL/pgSQL verifies, variants"
 "${PSQL[@]}" -f "$BENCH_DIR/setup.sql" >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out" >&2; exit 1; }
 mapfile -t VARIANTS < <("${PSQL[@]}" -At -c "SELECT name FROM bench.variant ORDER BY ord")
 
-# add_keys N: create keys until there are N, then VACUUM ANALYZE
+# add_keys N: create keys until there are N, then VACUUM ANALYZE what
+# changed and CHECKPOINT, so that the measurements that follow do not share
+# the machine with autovacuum or the writing of the new keys' pages
 add_keys() {
 	say "create keys up to $1"
 	"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_keys($1)" >/dev/null
-	"${PSQL[@]}" -c "VACUUM ANALYZE apikey.keys" -c "VACUUM ANALYZE bench.k" -c "VACUUM ANALYZE bench.usage"
+	"${PSQL[@]}" -c "VACUUM ANALYZE apikey.keys" -c "VACUUM ANALYZE apikey.audit" \
+		-c "VACUUM ANALYZE bench.k" -c "VACUUM ANALYZE bench.usage" -c "CHECKPOINT"
 }
 
 # ---------------------------------------------------------------- perf

@@ -13,10 +13,10 @@ set grid
 set ylabel "transactions per second"
 set yrange [0:*]
 plot for [v in "echo_p floor_p readme_p"] \
-	data using 1:(strcol(2) eq v ? $3 : NaN) with linespoints title v
+	data using 1:(strcol(2) eq v ? $3 : NaN) with linespoints title v noenhanced
 set ylabel "latency per transaction (µs)"
 plot for [v in "echo_p floor_p readme_p"] \
-	data using 1:(strcol(2) eq v ? $4 : NaN) with linespoints dashtype 1 title v." p50", \
+	data using 1:(strcol(2) eq v ? $4 : NaN) with linespoints dashtype 1 title v." p50" noenhanced, \
 	for [v in "echo_p floor_p readme_p"] \
-	data using 1:(strcol(2) eq v ? $5 : NaN) with linespoints dashtype 2 title v." p99"
+	data using 1:(strcol(2) eq v ? $5 : NaN) with linespoints dashtype 2 title v." p99" noenhanced
 unset multiplot

@@ -238,8 +238,8 @@ pgbench_run() {
 		exit 1
 	fi
 	label=$(sed -n '1s/^-- [a-z_]*: //p' "$BENCH_DIR/pgbench/$v.pgbench")
-	printf '   %-8s keys %-9s %-17s %d client(s) tps %10s  latency %s ms\n' "round $r" "$nkeys" "$v" "$c" "$tps" "$lat" >&2
-	"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$v', \$l\$$label\$l\$, $r, $tps, $lat, $xacts, $c, $nkeys)"
+	printf '   %-8s keys %-9s %-17s %d client(s) tps %10s  latency %s ms\n' "round $r" "$nkeys" "$v${PGB_NAME_SUFFIX:-}" "$c" "$tps" "$lat" >&2
+	"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$v${PGB_NAME_SUFFIX:-}', \$l\$$label\$l\$, $r, $tps, $lat, $xacts, $c, $nkeys)"
 	if [ -n "$logp" ]; then
 		# pgbench -l: client, transaction, latency in µs, script, epoch, µs
 		cat "$logp".* | awk -v v="$v" -v n="$nkeys" -v c="$c" '{ print n "\t" v "\t" c "\t" $3 }' |
@@ -337,6 +337,9 @@ if [ "$SECONDS_EACH" -gt 0 ] && [ "$PGB_ROUNDS" -gt 0 ]; then
 	for v in echo_p floor_p readme_p target_p sub_p plpgsql_p plpgsql_update_p floor_zipf_p readme_zipf_p; do
 		PGB_RUNS+=("$v:$CLIENTS")
 	done
+	# the README form again with usage written once a minute instead of
+	# every second: what the worker's writing costs on this machine
+	[ "$FEATURES" = 1 ] && PGB_RUNS+=("readme_p:$CLIENTS:flush60s")
 	if [ "$CLIENTS" != 1 ]; then
 		for v in echo_p floor_p readme_p; do
 			PGB_RUNS+=("$v:1")
@@ -347,7 +350,16 @@ if [ "$SECONDS_EACH" -gt 0 ] && [ "$PGB_ROUNDS" -gt 0 ]; then
 		nv=${#PGB_RUNS[@]}
 		for j in $(seq 0 $((nv - 1))); do
 			run=${PGB_RUNS[$(((j + r - 1) % nv))]}
-			pgbench_run "${run%%:*}" "${run##*:}" "$SECONDS_EACH" "$r"
+			IFS=: read -r pv pc pflag <<<"$run"
+			if [ "$pflag" = flush60s ]; then
+				"${PSQL[@]}" -c "ALTER SYSTEM SET apikey.flush_interval = '60s'" -c "SELECT pg_reload_conf()" >/dev/null
+				sleep 1
+				PGB_NAME_SUFFIX=@flush60s pgbench_run "$pv" "$pc" "$SECONDS_EACH" "$r"
+				"${PSQL[@]}" -c "ALTER SYSTEM RESET apikey.flush_interval" -c "SELECT pg_reload_conf()" >/dev/null
+				sleep 3	# the backlog is written before the next run
+			else
+				pgbench_run "$pv" "$pc" "$SECONDS_EACH" "$r"
+			fi
 		done
 	done
 fi

@@ -76,7 +76,7 @@ SELECT b.clients, b.name AS variant, b.label AS "statement", round(b.tps::numeri
    AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
   JOIN bench.pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
  ORDER BY b.clients DESC,
-          array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'target_p', 'sub_p', 'plpgsql_p',
+          array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'readme_p@flush60s', 'target_p', 'sub_p', 'plpgsql_p',
                                'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
 
 \echo 'Sweep: pgbench at each key count, per-transaction latency from pgbench -l (µs)'

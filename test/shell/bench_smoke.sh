@@ -38,6 +38,8 @@ done
 for v in echo_p floor_p readme_p; do
 	ok "$(grep -cE "^ +1 \| $v +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 "pgbench variant $v (1 client) has a row in the summary"
 done
+ok "$(grep -cE "^ +2 \| readme_p@flush60s +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r" 2>/dev/null)" 1 \
+	"the README form also ran with usage written once a minute"
 ok "$(grep -cE '^ +(100|300|600) \| (echo_p|floor_p|readme_p) +\| +2 \| +[0-9]+ \| +[0-9]+ \| +[0-9]+$' "$r" 2>/dev/null)" 9 \
 	"the sweep has TPS, p50 and p99 for 3 variants at 100, 300 and 600 keys"
 md="$out/RESULTS.md"

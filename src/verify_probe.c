@@ -12,9 +12,9 @@
  *	  transactions and on hot standbys.
  *
  *	  It also says whether the row may be cached (verify_cache.c): only if
- *	  no transaction but a committed or aborted one has touched it, read
- *	  under the buffer's lock, so a version being replaced or deleted is
- *	  never kept past the call that read it.
+ *	  its header, read under the buffer's lock, shows no other transaction
+ *	  replacing or deleting it and it is not our own uncommitted version,
+ *	  so a version on its way out is never kept past the call that read it.
  *
  *-------------------------------------------------------------------------
  */

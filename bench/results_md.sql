@@ -90,15 +90,9 @@ SELECT format('| %s | %s |', replace(r.label, '|', '\|'), round(p.r::numeric, 3)
 \qecho
 \qecho '| clients | variant | TPS | latency ms | TPS vs floor | TPS vs echo_p |'
 \qecho '|---|---|---|---|---|---|'
-SELECT format('| %s | %s | %s | %s | %s | %s |', b.clients, b.name, round(b.tps::numeric, 0),
-              round(b.lat_ms::numeric, 3), round((b.tps / f.tps)::numeric, 3), round((b.tps / e.tps)::numeric, 3))
-  FROM bench.pgb AS b
-  JOIN bench.pgb AS f ON f.clients = b.clients
-   AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
-  JOIN bench.pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
- ORDER BY b.clients DESC,
-          array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'readme_p@flush60s', 'target_p', 'sub_p', 'plpgsql_p',
-                               'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
+SELECT format('| %s | %s | %s | %s | %s | %s |', clients, name, round(tps::numeric, 0),
+              round(lat_ms::numeric, 3), round(vs_floor::numeric, 3), round(vs_echo::numeric, 3))
+  FROM bench.pgb_ratio ORDER BY clients DESC, ord;
 \qecho
 \qecho '## Against key count'
 \qecho

@@ -236,6 +236,18 @@ CREATE VIEW bench.pgb AS
 SELECT DISTINCT ON (name, clients) name, clients, label, tps, lat_ms
   FROM bench.pgbench WHERE round > 0 ORDER BY name, clients, tps DESC;
 
+-- the best runs with their TPS ratios against the floor (floor_zipf_p for
+-- the zipf variants) and against SELECT $1, in the order they are reported
+CREATE VIEW bench.pgb_ratio AS
+SELECT b.clients, b.name, b.label, b.tps, b.lat_ms,
+       b.tps / f.tps AS vs_floor, b.tps / e.tps AS vs_echo,
+       array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'readme_p@flush60s', 'target_p', 'sub_p',
+                            'plpgsql_p', 'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name) AS ord
+  FROM bench.pgb AS b
+  JOIN bench.pgb AS f ON f.clients = b.clients
+   AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
+  JOIN bench.pgb AS e ON e.clients = b.clients AND e.name = 'echo_p';
+
 -- the sweep: TPS and per-transaction latency percentiles per key count
 CREATE VIEW bench.sweep AS
 SELECT p.nkeys, p.name, p.clients, p.tps, l.p50, l.p99

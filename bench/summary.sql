@@ -67,17 +67,11 @@ SELECT pg_size_pretty((pg_table_size('apikey.keys') * 1e6 / n)::bigint) AS "tabl
 \echo 'pgbench, the key sent by the client as a parameter, as an application does: each transaction'
 \echo 'fetches a random key (\\gset) and sends it back in a second statement (best of the rounds)'
 \echo '(ratios of TPS, > 1: more transactions per second than the reference; zipf variants against floor_zipf_p)'
-SELECT b.clients, b.name AS variant, b.label AS "statement", round(b.tps::numeric, 0) AS tps,
-       round(b.lat_ms::numeric, 3) AS "latency ms",
-       round((b.tps / f.tps)::numeric, 3) AS "tps vs floor",
-       round((b.tps / e.tps)::numeric, 3) AS "tps vs echo_p"
-  FROM bench.pgb AS b
-  JOIN bench.pgb AS f ON f.clients = b.clients
-   AND f.name = CASE WHEN b.name LIKE '%zipf%' THEN 'floor_zipf_p' ELSE 'floor_p' END
-  JOIN bench.pgb AS e ON e.clients = b.clients AND e.name = 'echo_p'
- ORDER BY b.clients DESC,
-          array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'readme_p@flush60s', 'target_p', 'sub_p', 'plpgsql_p',
-                               'plpgsql_update_p', 'floor_zipf_p', 'readme_zipf_p'], b.name);
+SELECT clients, name AS variant, label AS "statement", round(tps::numeric, 0) AS tps,
+       round(lat_ms::numeric, 3) AS "latency ms",
+       round(vs_floor::numeric, 3) AS "tps vs floor",
+       round(vs_echo::numeric, 3) AS "tps vs echo_p"
+  FROM bench.pgb_ratio ORDER BY clients DESC, ord;
 
 \echo 'Sweep: pgbench at each key count, per-transaction latency from pgbench -l (µs)'
 SELECT nkeys AS keys, name AS variant, clients, round(tps::numeric, 0) AS tps, p50, p99

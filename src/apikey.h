@@ -269,6 +269,7 @@ extern bool apikey_cache_lookup(const uint8 *hash, ApikeyKey *key,
 extern void apikey_cache_insert(const uint8 *hash, ApikeyKey *key);
 
 /* verify_eval.c */
+extern int	apikey_text_elems(Datum array, text ***elems);
 extern ApikeyCode apikey_evaluate(const ApikeyKey *key,
 								  const ApikeyRequest *req, TimestampTz now);
 

@@ -283,26 +283,19 @@ void
 apikey_identity_set(int64 key_id, const char *owner, Datum scopes)
 {
 	StringInfoData buf;
-	Datum	   *elems;
-	bool	   *nulls;
+	text	  **elems;
 	int			n;
 	int			i;
 	char		idbuf[32];
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
-	deconstruct_array(DatumGetArrayTypeP(scopes), TEXTOID, -1, false,
-					  TYPALIGN_INT, &elems, &nulls, &n);
+	n = apikey_text_elems(scopes, &elems);
 	for (i = 0; i < n; i++)
 	{
-		text	   *t;
-
-		if (nulls[i])
-			continue;
-		t = DatumGetTextPP(elems[i]);
-		if (buf.len > 1)
+		if (i > 0)
 			appendStringInfoChar(&buf, ',');
-		appendBinaryStringInfo(&buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		appendBinaryStringInfo(&buf, VARDATA_ANY(elems[i]), VARSIZE_ANY_EXHDR(elems[i]));
 	}
 	appendStringInfoChar(&buf, '}');
 

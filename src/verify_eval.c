@@ -22,12 +22,33 @@
 #include "apikey.h"
 #include "scope.h"
 
+/*
+ * apikey_text_elems: the non-NULL elements of a text[] datum, detoasted,
+ * into a palloc'd array (*elems); returns how many.
+ */
+int
+apikey_text_elems(Datum array, text ***elems)
+{
+	Datum	   *datums;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	int			m = 0;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false,
+					  TYPALIGN_INT, &datums, &nulls, &n);
+	*elems = palloc(sizeof(text *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		if (!nulls[i])
+			(*elems)[m++] = DatumGetTextPP(datums[i]);
+	return m;
+}
+
 /* scopes_satisfied: every required scope is granted by some granted scope */
 static bool
 scopes_satisfied(Datum granted, const ApikeyRequest *req)
 {
-	Datum	   *elems;
-	bool	   *nulls;
+	text	  **elems;
 	int			n;
 	int			i;
 	int			j;
@@ -36,22 +57,14 @@ scopes_satisfied(Datum granted, const ApikeyRequest *req)
 		return false;
 	if (req->nscopes == 0)
 		return true;
-	deconstruct_array(DatumGetArrayTypeP(granted), TEXTOID, -1, false,
-					  TYPALIGN_INT, &elems, &nulls, &n);
+	n = apikey_text_elems(granted, &elems);
 	for (i = 0; i < req->nscopes; i++)
 	{
 		bool		ok = false;
 
 		for (j = 0; j < n && !ok; j++)
-		{
-			text	   *g;
-
-			if (nulls[j])
-				continue;
-			g = DatumGetTextPP(elems[j]);
-			ok = scope_grants(VARDATA_ANY(g), VARSIZE_ANY_EXHDR(g),
+			ok = scope_grants(VARDATA_ANY(elems[j]), VARSIZE_ANY_EXHDR(elems[j]),
 							  req->scopes[i], req->scope_lens[i]);
-		}
 		if (!ok)
 			return false;
 	}
@@ -129,22 +142,14 @@ address_allowed(Datum cidrs, const ApikeyRequest *req)
 static bool
 resource_allowed(Datum resources, const ApikeyRequest *req)
 {
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
+	text	  **elems;
+	int			n = apikey_text_elems(resources, &elems);
 	int			i;
 
-	deconstruct_array(DatumGetArrayTypeP(resources), TEXTOID, -1, false,
-					  TYPALIGN_INT, &elems, &nulls, &n);
 	for (i = 0; i < n; i++)
 	{
-		text	   *t;
-
-		if (nulls[i])
-			continue;
-		t = DatumGetTextPP(elems[i]);
-		if (VARSIZE_ANY_EXHDR(t) == req->resource_len &&
-			memcmp(VARDATA_ANY(t), req->resource, req->resource_len) == 0)
+		if (VARSIZE_ANY_EXHDR(elems[i]) == req->resource_len &&
+			memcmp(VARDATA_ANY(elems[i]), req->resource, req->resource_len) == 0)
 			return true;
 	}
 	return false;

@@ -257,3 +257,16 @@ SELECT p.nkeys, p.name, p.clients, p.tps, l.p50, l.p99
                percentile_disc(0.99) WITHIN GROUP (ORDER BY us) AS p99
           FROM bench.lat GROUP BY nkeys, name, clients) AS l USING (nkeys, name, clients)
  WHERE p.round = 0;
+
+-- paired ratios: the median over rounds of a's per-call cost / b's within
+-- the round (each net of that round's loop time)
+CREATE VIEW bench.paired AS
+WITH net AS (
+	SELECT t.round, t.name, t.ms - l.ms AS net
+	  FROM bench.timing AS t
+	  JOIN bench.timing AS l ON l.round = t.round AND l.name = 'loop'
+)
+SELECT a.name AS a, b.name AS b,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY a.net / NULLIF(b.net, 0)) AS r
+  FROM net AS a JOIN net AS b ON b.round = a.round
+ GROUP BY a.name, b.name;

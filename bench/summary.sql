@@ -3,47 +3,25 @@
 \pset footer off
 \pset null ''
 
-CREATE TEMP VIEW s AS
-WITH r AS (SELECT count(*)::float8 AS nrows FROM bench.loop),
-t AS (
-	SELECT name, min(ms) AS best, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS med,
-	       min(n) AS nmin, max(n) AS nmax, count(*) AS rounds
-	  FROM bench.timing GROUP BY name
-),
-l AS (SELECT best AS lbest, med AS lmed FROM t WHERE name = 'loop')
-SELECT v.ord, v.name, v.label, t.best, t.med, t.rounds,
-       CASE WHEN v.name = 'loop' THEN t.best * 1000 / r.nrows
-            ELSE (t.best - l.lbest) * 1000 / r.nrows END AS us_best,
-       CASE WHEN v.name = 'loop' THEN t.med * 1000 / r.nrows
-            ELSE (t.med - l.lmed) * 1000 / r.nrows END AS us_med,
-       t.nmin = r.nrows AND t.nmax = r.nrows AS all_rows_passed
-  FROM bench.variant v JOIN t USING (name), l, r;
-
 \echo 'In-server, one backend, jit off: per-call µs = (time - loop time) / rows'
 \echo '(loop row: the loop itself, µs per row, not subtracted)'
 SELECT name AS variant, label AS "what each row does",
        round(best::numeric, 1) AS best_ms, round(med::numeric, 1) AS median_ms,
        round(us_best::numeric, 3) AS "µs/call best", round(us_med::numeric, 3) AS "µs/call median",
        all_rows_passed AS "all as expected"
-  FROM s ORDER BY ord;
+  FROM bench.per_call ORDER BY ord;
 
 \echo 'In-server ratios of per-call cost (< 1: apikey_verify is faster)'
 \echo '(best: of the best times; median: of the median times; paired: median over rounds of the'
 \echo ' ratio within one round, which is the most robust against a machine whose load drifts)'
-CREATE TEMP VIEW net AS
-SELECT t.round, t.name, t.ms - l.ms AS net
-  FROM bench.timing AS t
-  JOIN bench.timing AS l ON l.round = t.round AND l.name = 'loop';
-
 SELECT p.label AS ratio,
        round((a.us_best / NULLIF(b.us_best, 0))::numeric, 3) AS best,
        round((a.us_med / NULLIF(b.us_med, 0))::numeric, 3) AS median,
-       (SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY na.net / NULLIF(nb.net, 0))::numeric, 3)
-          FROM net AS na JOIN net AS nb ON nb.round = na.round
-         WHERE na.name = p.a AND nb.name = p.b) AS paired
+       round(pr.r::numeric, 3) AS paired
   FROM bench.ratio AS p
-  JOIN s AS a ON a.name = p.a
-  JOIN s AS b ON b.name = p.b
+  JOIN bench.per_call AS a ON a.name = p.a
+  JOIN bench.per_call AS b ON b.name = p.b
+  LEFT JOIN bench.paired AS pr ON pr.a = p.a AND pr.b = p.b
  ORDER BY p.ord;
 
 \echo 'Bulk creation, INSERT ... SELECT over generate_series (keys per second; apikey_create summed over the sweep''s stages)'

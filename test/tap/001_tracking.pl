@@ -46,6 +46,24 @@ is(join(',', @counts), '300,300,300', 'three concurrent sessions: 300 VALID each
 is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '901'), '901',
 	'use_count is exact after the burst (1 + 3 x 300)');
 
+# 2b. a key's usage row is updated in place, like a sequence: the same row
+# version (ctid, xmin) after every flush, no dead rows; and the write is
+# WAL-logged, so it survives a crash (tested at the end)
+my $row = $node->safe_psql('postgres', "SELECT ctid || ' ' || xmin FROM apikey.usage WHERE key_id = $id");
+my ($upd0, $dead0) = split /\|/, $node->safe_psql('postgres',
+	"SELECT pg_stat_get_tuples_updated('apikey.usage'::regclass), pg_stat_get_dead_tuples('apikey.usage'::regclass)");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 4)");
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '905'), '905', 'four more uses are written');
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k')");
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '906'), '906', 'and one more, in another flush');
+is($node->safe_psql('postgres', "SELECT ctid || ' ' || xmin FROM apikey.usage WHERE key_id = $id"), $row,
+	'the usage row is the same row version after both flushes (updated in place)');
+# the worker reports its table statistics after each flush
+sleep 1;
+my ($upd1, $dead1) = split /\|/, $node->safe_psql('postgres',
+	"SELECT pg_stat_get_tuples_updated('apikey.usage'::regclass), pg_stat_get_dead_tuples('apikey.usage'::regclass)");
+is("$upd1 $dead1", "$upd0 $dead0", 'no UPDATE was counted and no dead row left for VACUUM');
+
 # 3. verification writes nothing itself: READ ONLY, no xid, with logging on
 is($node->safe_psql('postgres', "BEGIN READ ONLY; SELECT (apikey.apikey_verify('$k')).code || ' ' || (apikey.apikey_verify('ak_nope')).code || ' ' || (pg_current_xact_id_if_assigned() IS NULL); COMMIT"),
 	'VALID MALFORMED true', 'verification in a READ ONLY transaction, tracking and logging on, assigns no xid');
@@ -79,7 +97,7 @@ $node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.log_verifications; SELEC
 my $locker = $node->background_psql('postgres');
 $locker->query_safe("BEGIN; UPDATE apikey.keys SET name = 'usage locked' WHERE id = $id");
 $node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k')");
-is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '903'), '903',
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '908'), '908',
 	'usage is written while an admin holds the key row locked');
 $locker->query_safe("COMMIT");
 $locker->quit;
@@ -204,6 +222,18 @@ is($out, "RATE_LIMITED\nRATE_LIMITED", 'a limited key fails closed');
 is(scalar(() = $err =~ /WARNING:  apikey is not in shared_preload_libraries/g), 1, 'one WARNING per backend says nothing is tracked');
 is($plain->safe_psql('postgres', "SELECT count(*) FROM apikey.stats"), '0', 'apikey.stats is empty');
 $plain->stop;
+
+# 14. usage written in place survives a crash: WAL replay restores it
+my $before = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 3)");
+my $after = $before + 3;
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", $after), $after, 'three more uses are written');
+# a commit flushes the WAL up to its record, the in-place writes before it too
+$node->safe_psql('postgres', "CREATE TABLE flush_wal ()");
+$node->stop('immediate');
+$node->start;
+is($node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id"), $after,
+	'after kill -9 and crash recovery, use_count is what was written in place');
 
 $node->stop;
 done_testing();

@@ -58,6 +58,17 @@ is(on_standby("SELECT unflushed_uses FROM apikey.stats WHERE name = 'rot'"), '8'
 is(on_standby("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'apikey worker'"), '0', 'no worker runs on the standby');
 is(wait_for($primary, "SELECT string_agg(k.name, ',') FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id", 'lim'), 'lim',
 	'the primary writes only its own usage (lim, verified there)');
+# what the primary's worker writes in place reaches the standby by WAL
+$primary->safe_psql('postgres', "SELECT apikey.apikey_verify('$rot2') FROM generate_series(1, 3)");
+is(wait_for($primary, "SELECT use_count FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id WHERE k.name = 'rot'", '3'), '3',
+	'the primary writes its own usage of rot (3)');
+$primary->safe_psql('postgres', "SELECT apikey.apikey_verify('$rot2') FROM generate_series(1, 2)");
+is(wait_for($primary, "SELECT use_count FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id WHERE k.name = 'rot'", '5'), '5',
+	'and adds two more uses in place (5)');
+$primary->safe_psql('postgres', "CREATE TABLE flush_wal ()");
+replay();
+is(on_standby("SELECT use_count FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id WHERE k.name = 'rot'"), '5',
+	'the standby reads the same use_count after replay');
 ok(!$standby->log_contains(qr/ERROR|FATAL/), 'the standby logged no error');
 
 # the standby refuses writes, verification keeps working

@@ -29,11 +29,11 @@ SELECT CASE WHEN c.clients = 1 THEN x.ord1 ELSE x.ord1 + 1 END,
   JOIN bench.pgb AS r ON r.clients = c.clients AND r.name = 'readme_p'
   JOIN bench.pgb AS ref ON ref.clients = c.clients AND ref.name = x.ref
 UNION ALL
-SELECT 9, format('p99 latency of readme_p at %s keys vs at %s', :sweep_max, :sweep_min), '≤ 1.5×',
+SELECT 9, format('p99 latency of readme_p at %s keys vs at %s keys (readme_p@ref: the reference cluster, measured right after)', :sweep_max, :sweep_min), '≤ 1.5×',
        hi.p99::float8 / NULLIF(lo.p99, 0), hi.p99::float8 / NULLIF(lo.p99, 0) <= 1.5
   FROM bench.sweep AS hi, bench.sweep AS lo
- WHERE hi.name = 'readme_p' AND lo.name = 'readme_p'
-   AND hi.nkeys = :sweep_max AND lo.nkeys = :sweep_min;
+ WHERE hi.name = 'readme_p' AND lo.name = 'readme_p@ref'
+   AND hi.nkeys = :sweep_max AND lo.nkeys = :sweep_max;
 \endif
 
 \qecho '## Targets of issue 9'
@@ -78,20 +78,22 @@ SELECT format('| %s | %s | %s | %s | %s | %s |', clients, name, round(tps::numer
 \qecho
 \qecho '![throughput and latency against key count](results/sweep.svg)'
 \qecho
+\qecho '`readme_p@ref` is readme_p on the reference cluster, configured alike but keeping the smallest key count, run right after the main cluster''s variants at the key count of its row: the p99 target compares with it, so both are measured in the same minutes.'
+\qecho
 \qecho '| keys | variant | TPS | p50 µs | p99 µs |'
 \qecho '|---|---|---|---|---|'
 SELECT format('| %s | %s | %s | %s | %s |', nkeys, name, round(tps::numeric, 0), p50, p99)
-  FROM bench.sweep ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p'], name);
+  FROM bench.sweep ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'readme_p@ref'], name);
 \qecho
 \endif
 
 \qecho '## Bulk creation and size'
 \qecho
-\qecho '| | keys | keys/s | time vs plain INSERT |'
+\qecho '| | keys | keys/s | time per key vs plain INSERT |'
 \qecho '|---|---|---|---|'
-SELECT format('| %s | %s | %s | %s |', b.what, b.n, round((b.n * 1000 / b.ms)::numeric, 0), round((b.ms / p.ms)::numeric, 2))
+SELECT format('| %s | %s | %s | %s |', b.what, b.n, round((b.n * 1000 / b.ms)::numeric, 0), round(((b.ms / b.n) / (p.ms / p.n))::numeric, 2))
   FROM (SELECT what, sum(n) AS n, sum(ms) AS ms FROM bench.bulk GROUP BY what) AS b,
-       (SELECT sum(ms) AS ms FROM bench.bulk WHERE what = 'plain INSERT') AS p
+       (SELECT sum(n) AS n, sum(ms) AS ms FROM bench.bulk WHERE what = 'plain INSERT') AS p
  ORDER BY b.what DESC;
 \qecho
 SELECT format('Per million keys (apikey.keys with %s keys, after VACUUM): table %s, all indexes %s (hash prefix index %s, unique hash index %s).',

@@ -6,8 +6,9 @@
 # latency against key count) and bench/results/latest.txt (every table, and
 # the EXPLAIN output of every in-server query).  See bench/README.md.
 #
-#   bench/run.sh                 defaults: 10k, 100k, 1M keys; about 12 min
-#   BENCH_10M=1 bench/run.sh     also 10M keys (about 30 min more)
+#   bench/run.sh                 defaults: 10k, 100k, 1M keys; about 13 min
+#   BENCH_10M=1 bench/run.sh     also 10M keys (about 30 min more; see
+#                                BENCH_SHARED_BUFFERS, BENCH_CREATE_SESSIONS)
 #
 # Environment:
 #   BENCH_KEYS=100000            key count of the in-server loops and the main
@@ -16,6 +17,12 @@
 #                                added if missing); keys are added, never
 #                                removed, so the counts are taken in order
 #   BENCH_10M=0                  1: add 10000000 to the sweep
+#   BENCH_SHARED_BUFFERS=256MB   shared_buffers of both clusters (6GB with
+#                                BENCH_10M=1: room for the keys' table and
+#                                indexes, as a DBA would size it)
+#   BENCH_CREATE_SESSIONS=1      sessions creating keys at once (2 with
+#                                BENCH_10M=1); with more than 1, bulk
+#                                creation is reported on its own row
 #   BENCH_LOOP=100000            rows of the shuffled in-server loop table
 #   BENCH_ROUNDS=5               in-server rounds (best and median reported)
 #   BENCH_SECONDS=10             seconds per main pgbench variant (0: skip
@@ -63,16 +70,26 @@ PERF_SECONDS=${BENCH_PERF_SECONDS:-5}
 FEATURES=${BENCH_FEATURES:-1}
 SCOPES='{jobs:read}'
 SWEEP_LIST=${BENCH_SWEEP:-10000 100000 1000000}
-[ "${BENCH_10M:-0}" = 1 ] && SWEEP_LIST="$SWEEP_LIST 10000000"
+SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-256MB}
+CREATE_SESSIONS=${BENCH_CREATE_SESSIONS:-1}
+if [ "${BENCH_10M:-0}" = 1 ]; then
+	SWEEP_LIST="$SWEEP_LIST 10000000"
+	SHARED_BUFFERS=${BENCH_SHARED_BUFFERS:-6GB}
+	CREATE_SESSIONS=${BENCH_CREATE_SESSIONS:-2}
+fi
 
-for v in NKEYS NLOOP ROUNDS SECONDS_EACH SWEEP_SECONDS PGB_ROUNDS CLIENTS PERF_SECONDS; do
+for v in NKEYS NLOOP ROUNDS SECONDS_EACH SWEEP_SECONDS PGB_ROUNDS CLIENTS PERF_SECONDS CREATE_SESSIONS; do
 	if ! [[ ${!v} =~ ^[0-9]+$ ]]; then
 		echo "run.sh: $v must be a non-negative integer" >&2
 		exit 2
 	fi
 done
-if [ "$NKEYS" -lt 1 ] || [ "$NLOOP" -lt 1 ] || [ "$ROUNDS" -lt 1 ]; then
-	echo "run.sh: BENCH_KEYS, BENCH_LOOP and BENCH_ROUNDS must be at least 1" >&2
+if [ "$NKEYS" -lt 1 ] || [ "$NLOOP" -lt 1 ] || [ "$ROUNDS" -lt 1 ] || [ "$CREATE_SESSIONS" -lt 1 ]; then
+	echo "run.sh: BENCH_KEYS, BENCH_LOOP, BENCH_ROUNDS and BENCH_CREATE_SESSIONS must be at least 1" >&2
+	exit 2
+fi
+if ! [[ $SHARED_BUFFERS =~ ^[0-9]+(kB|MB|GB)$ ]]; then
+	echo "run.sh: BENCH_SHARED_BUFFERS must be a size such as 256MB or 6GB" >&2
 	exit 2
 fi
 for n in $SWEEP_LIST; do
@@ -103,12 +120,14 @@ mkdir -p "$RESULTS"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/apikey-bench.XXXXXX")
 chmod 755 "$WORK"
 PERF_PSQL_PID=
+REF_DIR=
 cleanup() {
 	if [ -n "$PERF_PSQL_PID" ]; then
 		kill "$PERF_PSQL_PID" 2>/dev/null || true
 	fi
 	if declare -F cluster_stop >/dev/null; then
 		cluster_stop
+		[ -n "$REF_DIR" ] && (CLUSTER_DIR=$REF_DIR && cluster_stop)
 	fi
 	rm -rf "$WORK"
 }
@@ -128,8 +147,8 @@ fi
 . scripts/cluster.sh
 # cluster_start installs its own traps (cluster_stop); put ours back, which
 # also calls cluster_stop
-say "start a throwaway cluster"
-SERVER_CONF=('shared_buffers = 256MB' 'jit = off')
+say "start a throwaway cluster, and a reference cluster that keeps ${SIZES[0]} keys"
+SERVER_CONF=("shared_buffers = $SHARED_BUFFERS" 'jit = off')
 if [ "$FEATURES" = 1 ]; then
 	# room for every key, so no use is dropped for want of an entry, within
 	# the setting's bounds (1000 .. 10000000, its maximum)
@@ -139,26 +158,73 @@ if [ "$FEATURES" = 1 ]; then
 		"apikey.max_tracked_keys = $TRACKED"
 		'apikey.log_verifications = failures' 'apikey.flush_interval = 1000')
 fi
+# The reference cluster, configured alike, keeps the sweep's smallest key
+# count: each sweep point also runs readme_p there, right after the main
+# cluster's, so that latency at N keys is compared with latency at few
+# keys measured in the same minutes, not at the start of the run.
+cluster_start "${SERVER_CONF[@]}"
+REF_DIR=$CLUSTER_DIR
+REF_PORT=$PGPORT
+CLUSTER_DIR=
 cluster_start "${SERVER_CONF[@]}"
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -d postgres)
+PSQL_REF=(psql -X -q -v ON_ERROR_STOP=1 -h "$REF_DIR" -p "$REF_PORT" -d postgres)
 
 # ---------------------------------------------------------------- setup
 say "bench schema, PL/pgSQL verifies, variants"
 "${PSQL[@]}" -f "$BENCH_DIR/setup.sql" >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out" >&2; exit 1; }
 mapfile -t VARIANTS < <("${PSQL[@]}" -At -c "SELECT name FROM bench.variant ORDER BY ord")
 
-# add_keys N: create keys until there are N, then VACUUM ANALYZE what
-# changed and CHECKPOINT, so that the measurements that follow do not share
-# the machine with autovacuum or the writing of the new keys' pages
-add_keys() {
-	say "create keys up to $1"
-	"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_keys($1)" >/dev/null
-	"${PSQL[@]}" -c "VACUUM ANALYZE apikey.keys" -c "VACUUM ANALYZE apikey.audit" \
+# settle PSQL...: VACUUM ANALYZE what key creation changed, CHECKPOINT,
+# wait (up to 10 min) until no autovacuum worker runs, and read the keys'
+# table and indexes into shared_buffers, so that the measurements that
+# follow do not share the machine with the writing of the new keys
+settle() {
+	local i
+	"$@" -c "VACUUM ANALYZE apikey.keys" -c "VACUUM ANALYZE apikey.audit" \
 		-c "VACUUM ANALYZE bench.k" -c "VACUUM ANALYZE bench.usage" -c "CHECKPOINT"
+	for i in $(seq 1 600); do
+		[ "$("$@" -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] && break
+		sleep 1
+	done
+	"$@" -At -c "SELECT sum(pg_prewarm(c)) FROM unnest(ARRAY['apikey.keys_hash_prefix_idx', 'apikey.keys_secret_hash_idx',
+		'apikey.keys', 'bench.k_pkey', 'bench.k']::regclass[]) AS c" >/dev/null
 }
+
+# add_keys N: create keys until there are N (in CREATE_SESSIONS sessions
+# at once when there are enough to create), then settle
+add_keys() {
+	local target=$1 have per lo hi s t0 t1 pids=()
+	say "create keys up to $target"
+	have=$("${PSQL[@]}" -At -c "SELECT count(*) FROM bench.k")
+	if [ "$CREATE_SESSIONS" -gt 1 ] && [ $((target - have)) -ge $((CREATE_SESSIONS * 10000)) ]; then
+		per=$(((target - have + CREATE_SESSIONS - 1) / CREATE_SESSIONS))
+		t0=$(date +%s%N)
+		for s in $(seq 0 $((CREATE_SESSIONS - 1))); do
+			lo=$((have + 1 + s * per))
+			hi=$((lo + per - 1 > target ? target : lo + per - 1))
+			"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_key_range($lo, $hi)" >/dev/null &
+			pids+=($!)
+		done
+		for s in "${pids[@]}"; do
+			wait "$s" || { echo "run.sh: key creation failed" >&2; exit 1; }
+		done
+		t1=$(date +%s%N)
+		"${PSQL[@]}" -c "INSERT INTO bench.bulk VALUES ('apikey_create, $CREATE_SESSIONS sessions', $((target - have)), $(((t1 - t0) / 1000000)))" \
+			-c "SELECT bench.usage_rows()" >/dev/null
+	else
+		"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_keys($target)" >/dev/null
+	fi
+	settle "${PSQL[@]}"
+}
+
+say "reference cluster: bench schema and ${SIZES[0]} keys"
+"${PSQL_REF[@]}" -f "$BENCH_DIR/setup.sql" >"$WORK/setup-ref.out" 2>&1 || { cat "$WORK/setup-ref.out" >&2; exit 1; }
+"${PSQL_REF[@]}" -c "SET jit = off" -c "SELECT bench.add_keys(${SIZES[0]})" >/dev/null
+settle "${PSQL_REF[@]}"
 
 # ---------------------------------------------------------------- perf
 # perf_variant NAME: profile one in-server variant's loop in a fresh backend
@@ -216,14 +282,20 @@ perf_variant() {
 # bench.lat)
 pgbench_run() {
 	local v=$1 c=$2 secs=$3 r=$4 logp=${5:-} out="$WORK/pgbench-$1-$2-$4.out" tps lat xacts failed label nkeys
-	local logargs=()
+	local logargs=() conn=() npick name="$v${PGB_NAME_SUFFIX:-}"
 	nkeys=$("${PSQL[@]}" -At -c "SELECT count(*) FROM bench.k")
+	npick=$nkeys
+	# PGB_REF=1: run on the reference cluster, recorded beside this key count
+	if [ "${PGB_REF:-0}" = 1 ]; then
+		conn=(-h "$REF_DIR" -p "$REF_PORT")
+		npick=$("${PSQL_REF[@]}" -At -c "SELECT count(*) FROM bench.k")
+	fi
 	if [ -n "$logp" ]; then
 		rm -f "$logp".*
 		logargs=(-l --log-prefix="$logp")
 	fi
-	pgbench -n -M "$PGB_MODE" -c "$c" -j "$c" -T "$secs" "${logargs[@]}" \
-		-D n="$nkeys" -D scopes="$SCOPES" \
+	pgbench "${conn[@]}" -n -M "$PGB_MODE" -c "$c" -j "$c" -T "$secs" "${logargs[@]}" \
+		-D n="$npick" -D scopes="$SCOPES" \
 		-f "$BENCH_DIR/pgbench/$v.pgbench" postgres >"$out" 2>&1 || {
 		cat "$out" >&2
 		exit 1
@@ -238,11 +310,11 @@ pgbench_run() {
 		exit 1
 	fi
 	label=$(sed -n '1s/^-- [a-z_]*: //p' "$BENCH_DIR/pgbench/$v.pgbench")
-	printf '   %-8s keys %-9s %-17s %d client(s) tps %10s  latency %s ms\n' "round $r" "$nkeys" "$v${PGB_NAME_SUFFIX:-}" "$c" "$tps" "$lat" >&2
-	"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$v${PGB_NAME_SUFFIX:-}', \$l\$$label\$l\$, $r, $tps, $lat, $xacts, $c, $nkeys)"
+	printf '   %-8s keys %-9s %-17s %d client(s) tps %10s  latency %s ms\n' "round $r" "$nkeys" "$name" "$c" "$tps" "$lat" >&2
+	"${PSQL[@]}" -c "INSERT INTO bench.pgbench VALUES ('$name', \$l\$$label\$l\$, $r, $tps, $lat, $xacts, $c, $nkeys)"
 	if [ -n "$logp" ]; then
 		# pgbench -l: client, transaction, latency in µs, script, epoch, µs
-		cat "$logp".* | awk -v v="$v" -v n="$nkeys" -v c="$c" '{ print n "\t" v "\t" c "\t" $3 }' |
+		cat "$logp".* | awk -v v="$name" -v n="$nkeys" -v c="$c" '{ print n "\t" v "\t" c "\t" $3 }' |
 			"${PSQL[@]}" -c "\\copy bench.lat FROM STDIN"
 		rm -f "$logp".*
 	fi
@@ -366,13 +438,15 @@ fi
 }
 
 # sweep_point: echo_p, floor_p and readme_p with per-transaction latencies,
-# at the current key count
+# at the current key count; then readme_p on the reference cluster
+# (recorded as readme_p@ref beside this key count)
 sweep_point() {
 	local v
 	[ "$SECONDS_EACH" -gt 0 ] && [ "$SWEEP_SECONDS" -gt 0 ] || return 0
 	for v in echo_p floor_p readme_p; do
 		pgbench_run "$v" "$CLIENTS" "$SWEEP_SECONDS" 0 "$WORK/lat"
 	done
+	PGB_REF=1 PGB_NAME_SUFFIX=@ref pgbench_run readme_p "$CLIENTS" "$SWEEP_SECONDS" 0 "$WORK/lat"
 }
 
 for size in "${SIZES[@]}"; do
@@ -389,7 +463,7 @@ say "summary"
 {
 	echo "apikey benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "git: $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(n=$(git -C "$REPO_ROOT" status --porcelain -- src sql 2>/dev/null | grep -c .); [ "$n" -gt 0 ] && echo " + $n uncommitted file(s) in src/ sql/")"
-	echo "server: $("${PSQL[@]}" -At -c 'SHOW server_version'), shared_buffers=256MB, jit=off, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
+	echo "server: $("${PSQL[@]}" -At -c 'SHOW server_version'), shared_buffers=$SHARED_BUFFERS, jit=off, $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
 	if [ "$FEATURES" = 1 ]; then
 		echo "features: on (shared_preload_libraries = apikey: usage tracking and rate-limit buckets in shared memory, log_verifications = failures, flush_interval = 1s)"
 	else

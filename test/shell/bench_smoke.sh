@@ -42,6 +42,8 @@ ok "$(grep -cE "^ +2 \| readme_p@flush60s +\| .*\| +[0-9]+ +\| +[0-9.]+ +\|" "$r
 	"the README form also ran with usage written once a minute"
 ok "$(grep -cE '^ +(100|300|600) \| (echo_p|floor_p|readme_p) +\| +2 \| +[0-9]+ \| +[0-9]+ \| +[0-9]+$' "$r" 2>/dev/null)" 9 \
 	"the sweep has TPS, p50 and p99 for 3 variants at 100, 300 and 600 keys"
+ok "$(grep -cE '^ +(100|300|600) \| readme_p@ref +\| +2 \| +[0-9]+ \| +[0-9]+ \| +[0-9]+$' "$r" 2>/dev/null)" 3 \
+	"and for readme_p on the reference cluster (100 keys) beside each of them"
 md="$out/RESULTS.md"
 ok "$(grep -cE '^\| (In-server|End to end|Miss-heavy|A malformed|p99 latency)' "$md" 2>/dev/null)" 9 \
 	"RESULTS.md states all nine targets"

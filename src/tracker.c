@@ -119,17 +119,26 @@ typedef struct TrackerEntry
 	int32		idle_flushes;	/* flushes since the last use */
 } TrackerEntry;
 
+/*
+ * Every verification reads keys_generation and dirty, which change rarely,
+ * and adds to the counters, which change at every call from every backend:
+ * padding keeps the two kinds on different cache lines, so a backend's
+ * counting does not evict the others' copy of what they only read.
+ */
 typedef struct TrackerShared
 {
 	TimestampTz started_at;
 	bool		clean_start;	/* state restored from a clean shutdown */
+	char		pad0[PG_CACHE_LINE_SIZE];
+	pg_atomic_uint64 keys_generation;	/* bumped before a change to keys commits */
+	pg_atomic_uint32 dirty;		/* something for the worker to write */
+	char		pad1[PG_CACHE_LINE_SIZE];
 	pg_atomic_uint64 verifications[APIKEY_NUM_CODES];
 	pg_atomic_uint64 dropped;	/* log entries lost to a full queue */
 	pg_atomic_uint64 untracked; /* uses lost to a full key table */
 	pg_atomic_uint64 cache_hits;	/* verified-key cache (verify_cache.c) */
-	pg_atomic_uint64 keys_generation;	/* bumped before a change to keys commits */
 	pg_atomic_uint64 cache_misses;
-	pg_atomic_uint32 dirty;		/* something for the worker to write */
+	char		pad2[PG_CACHE_LINE_SIZE];
 	int			head;			/* queue: oldest slot */
 	int			count;
 	ApikeyLogEntry slots[FLEXIBLE_ARRAY_MEMBER];

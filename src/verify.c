@@ -4,7 +4,7 @@
  *	  The SQL function apikey_verify: unpack the arguments, run the shared
  *	  check (verify_path.c) and build an apikey.verification row (12 columns,
  *	  or 1.0's 11 until ALTER EXTENSION apikey UPDATE).  The row type's
- *	  descriptor is looked up once per call site and kept in fn_extra.
+ *	  descriptor is kept per backend while the type stays the same.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +14,9 @@
 #include "access/htup_details.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/typcache.h"
 
 #include "apikey.h"
 
@@ -24,26 +27,45 @@
 APIKEY_SQL_FUNCTION(apikey_verify);
 
 /*
- * result_desc: apikey.verification's descriptor, cached for this call site.
+ * result_desc: apikey.verification's descriptor, kept per backend rather
+ * than in fn_extra: a prepared statement calling apikey_verify in FROM gets
+ * a new FmgrInfo at every execution, and looking the row type up each time
+ * was a syscache search and a descriptor copy per request.  The typcache's
+ * tupDesc_identifier changes whenever the type's descriptor does (ALTER
+ * EXTENSION apikey UPDATE adds a column; DROP and CREATE EXTENSION make a
+ * new type), and the copy is then made again.
  */
 static TupleDesc
 result_desc(FunctionCallInfo fcinfo)
 {
-	TupleDesc	desc = (TupleDesc) fcinfo->flinfo->fn_extra;
+	static TupleDesc desc = NULL;
+	static Oid	desc_type = InvalidOid;
+	static uint64 desc_ident = 0;
+	Oid			rettype = get_fn_expr_rettype(fcinfo->flinfo);
+	TypeCacheEntry *tc;
 
-	if (desc == NULL)
+	if (!OidIsValid(rettype))
+		rettype = get_func_rettype(fcinfo->flinfo->fn_oid);
+	tc = lookup_type_cache(rettype, TYPECACHE_TUPDESC);
+	if (tc->tupDesc == NULL)
+		elog(ERROR, "return type must be a row type");
+	if (desc == NULL || desc_type != rettype || desc_ident != tc->tupDesc_identifier)
 	{
-		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		MemoryContext old;
+		TupleDesc	copy;
 
-		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "return type must be a row type");
-		if (desc->natts != VERIFICATION_NATTS &&
-			desc->natts != VERIFICATION_NATTS_1_0)
+		if (tc->tupDesc->natts != VERIFICATION_NATTS &&
+			tc->tupDesc->natts != VERIFICATION_NATTS_1_0)
 			elog(ERROR, "apikey.verification has %d columns, expected %d",
-				 desc->natts, VERIFICATION_NATTS);
-		desc = BlessTupleDesc(desc);
+				 tc->tupDesc->natts, VERIFICATION_NATTS);
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		copy = CreateTupleDescCopy(tc->tupDesc);
 		MemoryContextSwitchTo(old);
-		fcinfo->flinfo->fn_extra = desc;
+		if (desc != NULL)
+			FreeTupleDesc(desc);
+		desc = copy;
+		desc_type = rettype;
+		desc_ident = tc->tupDesc_identifier;
 	}
 	return desc;
 }

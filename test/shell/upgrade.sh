@@ -78,6 +78,24 @@ ok "$(q $old -c "BEGIN" -c "SELECT set_config('request.headers', json_build_obje
 	"t" "an old key authenticates through the PostgREST hook"
 ok "$(q $old -c "SELECT count(*) FROM public.raw r, apikey.apikey_create('after', '{}') c")" "8" "keys can be created after the update"
 
+# one session across the update: the result row follows the new type at
+# once (verify keeps the type's descriptor per backend, so it must notice
+# that ALTER EXTENSION UPDATE changed it)
+sess=apikey_upgrade_session
+q postgres -c "DROP DATABASE IF EXISTS $sess" -c "CREATE DATABASE $sess" 2>/dev/null
+q $sess -c "CREATE EXTENSION apikey VERSION '1.0'"
+ok "$(q $sess -c "CREATE TEMP TABLE k AS SELECT c.key FROM apikey.apikey_create('s', '{}') c" \
+	-c "SELECT apikey.apikey_rotate(id, '1 hour') IS NOT NULL FROM apikey.keys WHERE name = 's'" \
+	-c "SELECT count(*) FROM k, json_each(row_to_json(apikey.apikey_verify(k.key)))" \
+	-c "ALTER EXTENSION apikey UPDATE" \
+	-c "SELECT count(*) FROM k, json_each(row_to_json(apikey.apikey_verify(k.key)))" \
+	-c "SELECT v.code || ' ' || (v.grace_until IS NOT NULL) FROM k, apikey.apikey_verify(k.key) v")" \
+	"t
+11
+12
+VALID true" "in one session: 1.0's 11 columns, then after ALTER EXTENSION UPDATE 1.1's 12, grace_until filled in"
+q postgres -c "DROP DATABASE $sess"
+
 # the catalog of the updated database equals a fresh 1.1 install's
 q $fresh -c "CREATE EXTENSION apikey"
 q $old -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/updated.txt" &&

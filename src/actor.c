@@ -121,8 +121,65 @@ apikey_actor_end(ApikeyActorSwitch saved)
 }
 
 /*
- * apikey_actor_execute: SPI_execute_with_args for a statement run on the
- * caller's behalf.  Errors are re-raised without their DETAIL: a statement
+ * The statements run on a caller's behalf, prepared once per backend and
+ * kept (SPI_keepplan): creating keys in bulk otherwise parsed and planned
+ * the INSERT and the audit row's SELECT for every key.  Keyed by the
+ * statement text's address (the callers pass literals) and the argument
+ * types; the plan cache re-plans them after DDL, as for any prepared
+ * statement.
+ */
+#define ACTOR_PLANS 8
+#define ACTOR_MAX_ARGS 16
+
+typedef struct ActorPlan
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[ACTOR_MAX_ARGS];
+	SPIPlanPtr	plan;
+} ActorPlan;
+
+static ActorPlan actor_plans[ACTOR_PLANS];
+
+/*
+ * actor_plan: the kept plan of sql with these argument types, prepared on
+ * first use (or a one-off plan if the statement cannot be kept).
+ */
+static SPIPlanPtr
+actor_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	ActorPlan  *slot = NULL;
+	SPIPlanPtr	plan;
+	int			i;
+
+	for (i = 0; i < ACTOR_PLANS; i++)
+	{
+		ActorPlan  *p = &actor_plans[i];
+
+		if (p->sql == sql && p->nargs == nargs &&
+			memcmp(p->argtypes, argtypes, sizeof(Oid) * nargs) == 0)
+			return p->plan;
+		/* the same statement with other types (a re-created row type) */
+		if (slot == NULL && (p->sql == NULL || p->sql == sql))
+			slot = p;
+	}
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (slot == NULL || nargs > ACTOR_MAX_ARGS || SPI_keepplan(plan) != 0)
+		return plan;
+	if (slot->plan != NULL)
+		SPI_freeplan(slot->plan);
+	slot->sql = sql;
+	slot->nargs = nargs;
+	memcpy(slot->argtypes, argtypes, sizeof(Oid) * nargs);
+	slot->plan = plan;
+	return plan;
+}
+
+/*
+ * apikey_actor_execute: run a statement on the caller's behalf, through
+ * its kept plan.  Errors are re-raised without their DETAIL: a statement
  * run as the owner is not limited by column privileges, so a constraint
  * violation's "Failing row contains (...)" would show the hashes.
  */
@@ -135,8 +192,8 @@ apikey_actor_execute(const char *sql, int nargs, Oid *argtypes,
 
 	PG_TRY();
 	{
-		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-									false, count);
+		ret = SPI_execute_plan(actor_plan(sql, nargs, argtypes), values, nulls,
+							   false, count);
 	}
 	PG_CATCH();
 	{

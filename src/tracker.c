@@ -814,10 +814,20 @@ forget_idle(Oid dbid, Oid relid)
 
 /*
  * apikey_tracker_collect_usage: move every pending usage of database dbid
- * into a palloc'd array (*out), zeroing it; returns how many.  One scan
- * under shared partition locks, so verification goes on meanwhile; when
- * the table is more than half full, idle entries are recycled afterwards.
+ * into a palloc'd array (*out), zeroing it; returns how many.  The scan
+ * holds the partition locks shared, so verification of known keys goes
+ * on meanwhile; but a key seen for the first time needs its partition
+ * exclusively, so the locks are let go every COLLECT_CHUNK entries: with
+ * millions of entries one scan takes tens of milliseconds, and the first
+ * verification of a new key would wait that long.  That is safe because
+ * only the worker removes entries (in forget_idle, after this), a new
+ * entry is appended to its bucket's chain, and a partitioned table never
+ * splits buckets: the scan's position stays valid.  An entry added
+ * meanwhile is collected now or at the next flush.  When the table is
+ * more than half full, idle entries are recycled afterwards.
  */
+#define COLLECT_CHUNK 512
+
 int
 apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
 {
@@ -825,12 +835,13 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
 	TrackerEntry *e;
 	int			stale = 0;
 	int			n = 0;
+	int			cap = 1024;
+	int			seen = 0;
 	int			i;
 
+	*out = palloc(sizeof(ApikeyUsage) * cap);
 	for (i = 0; i < TRACKER_PARTITIONS; i++)
 		LWLockAcquire(&locks[i].lock, LW_SHARED);
-	/* no entry can be added while every partition is locked */
-	*out = palloc(sizeof(ApikeyUsage) * (hash_get_num_entries(keys) + 1));
 	hash_seq_init(&seq, keys);
 	while ((e = hash_seq_search(&seq)) != NULL)
 	{
@@ -839,6 +850,11 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
 		SpinLockAcquire(&e->mutex);
 		if (e->key.dbid == dbid && e->key.relid == relid && e->pending_uses > 0)
 		{
+			if (n == cap)
+			{
+				cap *= 2;
+				*out = repalloc(*out, sizeof(ApikeyUsage) * cap);
+			}
 			(*out)[n].key_id = e->key.key_id;
 			(*out)[n].uses = e->pending_uses;
 			(*out)[n].last_used_at = e->last_used_at;
@@ -850,6 +866,15 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
 		if (e->idle_flushes < IDLE_FLUSHES)
 			e->idle_flushes++;
 		SpinLockRelease(&e->mutex);
+
+		/* let waiting verifications of new keys in */
+		if (++seen % COLLECT_CHUNK == 0)
+		{
+			for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
+				LWLockRelease(&locks[i].lock);
+			for (i = 0; i < TRACKER_PARTITIONS; i++)
+				LWLockAcquire(&locks[i].lock, LW_SHARED);
+		}
 	}
 	for (i = TRACKER_PARTITIONS - 1; i >= 0; i--)
 		LWLockRelease(&locks[i].lock);

@@ -76,6 +76,21 @@ is(wait_for($node, "SELECT count(*) || ' ' || sum(u.use_count) FROM apikey.usage
 	'1500 3000', 'a second round of uses is added to the same rows');
 $node->safe_psql('postgres', "DELETE FROM apikey.keys WHERE name LIKE 'many %'; DROP TABLE many");
 
+# 2d. a key deleted before its first use is written gets no usage row
+$node->safe_psql('postgres', "ALTER SYSTEM SET apikey.flush_interval = '3s'; SELECT pg_reload_conf()");
+sleep 1;
+my $brief = key_of("apikey.apikey_create('brief', '{}')");
+my $brief_id = $node->safe_psql('postgres', "SELECT id FROM apikey.keys WHERE name = 'brief'");
+my $kept = key_of("apikey.apikey_create('kept', '{}')");
+is($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$brief')).code || ' ' || (apikey.apikey_verify('$kept')).code"),
+	'VALID VALID', 'two new keys verify');
+$node->safe_psql('postgres', "DELETE FROM apikey.keys WHERE id = $brief_id");
+$node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.flush_interval; SELECT pg_reload_conf()");
+is(wait_for($node, "SELECT count(*) FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id WHERE k.name = 'kept'", '1'), '1',
+	'the kept key\'s first use is written');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.usage WHERE key_id = $brief_id"), '0',
+	'the key deleted before the flush got no usage row');
+
 # 3. verification writes nothing itself: READ ONLY, no xid, with logging on
 is($node->safe_psql('postgres', "BEGIN READ ONLY; SELECT (apikey.apikey_verify('$k')).code || ' ' || (apikey.apikey_verify('ak_nope')).code || ' ' || (pg_current_xact_id_if_assigned() IS NULL); COMMIT"),
 	'VALID MALFORMED true', 'verification in a READ ONLY transaction, tracking and logging on, assigns no xid');

@@ -12,6 +12,7 @@
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -54,10 +55,29 @@ result_desc(FunctionCallInfo fcinfo)
 		MemoryContext old;
 		TupleDesc	copy;
 
+		static const Oid types[VERIFICATION_NATTS] = {
+			BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID,
+			TEXTARRAYOID, JSONBOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID
+		};
+		int			i;
+
 		if (tc->tupDesc->natts != VERIFICATION_NATTS &&
 			tc->tupDesc->natts != VERIFICATION_NATTS_1_0)
 			elog(ERROR, "apikey.verification has %d columns, expected %d",
 				 tc->tupDesc->natts, VERIFICATION_NATTS);
+		/* the values built below must match the columns' types exactly */
+		for (i = 0; i < tc->tupDesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tc->tupDesc, i);
+
+			if (att->attisdropped || att->atttypid != types[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("type apikey.verification has been altered"),
+						 errdetail("Column %d is not the %s apikey_verify returns.",
+								   i + 1, format_type_be(types[i])),
+						 errhint("Restore the type as the extension created it.")));
+		}
 		old = MemoryContextSwitchTo(TopMemoryContext);
 		copy = CreateTupleDescCopy(tc->tupDesc);
 		MemoryContextSwitchTo(old);

@@ -42,7 +42,9 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "executor/tuptable.h"
@@ -53,6 +55,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -184,6 +187,61 @@ usage_layout_known(Relation rel)
 }
 
 /*
+ * usage_indexes_key_only: whether every index on rel holds key_id alone
+ * (no other key or INCLUDE column, no expression, no predicate).  An
+ * in-place write changes last_used_at and use_count without touching any
+ * index, so an index holding either (a DBA's index on last_used_at) would
+ * go stale: such a table is written by SQL.
+ */
+static bool
+usage_indexes_key_only(Relation rel)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		ok = true;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+		Form_pg_index ix = idx->rd_index;
+
+		if (ix->indnatts != 1 || ix->indkey.values[0] != 1 ||
+			!heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) ||
+			!heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL))
+			ok = false;
+		index_close(idx, NoLock);
+		if (!ok)
+			break;
+	}
+	list_free(indexes);
+	return ok;
+}
+
+/*
+ * row_busy: whether another transaction is updating, deleting or locking
+ * the row in slot (or did, and committed: then this is an old version).
+ * Such a row is left to the SQL statement, which waits for the row lock;
+ * an in-place write would be lost when the other version commits.  (A
+ * superuser's UPDATE that starts between this check and the write, a
+ * window of microseconds, can still overwrite it.)
+ */
+static bool
+row_busy(TupleTableSlot *slot, HeapTuple tup)
+{
+	Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
+	uint16		infomask;
+	TransactionId xmax;
+
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	infomask = tup->t_data->t_infomask;
+	xmax = HeapTupleHeaderGetRawXmax(tup->t_data);
+	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
+	if ((infomask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
+		return false;
+	return (infomask & HEAP_XMAX_IS_MULTI) || !TransactionIdDidAbort(xmax);
+}
+
+/*
  * update_in_place: add each key's usage u[i] to its existing row of the
  * usage table usage_relid, in place (see the header comment), and set
  * done[i].  Keys without a row (and rows whose layout this code does not
@@ -201,7 +259,7 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 	ScanKeyData skey;
 	int			i;
 
-	if (!OidIsValid(pk) || !usage_layout_known(rel))
+	if (!OidIsValid(pk) || !usage_layout_known(rel) || !usage_indexes_key_only(rel))
 	{
 		table_close(rel, NoLock);
 		return;
@@ -225,7 +283,8 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 			bool		should_free;
 			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
 
-			if (!HeapTupleHasNulls(tup) && HeapTupleHeaderGetNatts(tup->t_data) >= 3)
+			if (!HeapTupleHasNulls(tup) && HeapTupleHeaderGetNatts(tup->t_data) >= 3 &&
+				!row_busy(slot, tup))
 			{
 				HeapTuple	copy = heap_copytuple(tup);
 				char	   *data = (char *) copy->t_data + copy->t_data->t_hoff;

@@ -91,6 +91,28 @@ is(wait_for($node, "SELECT count(*) FROM apikey.usage u JOIN apikey.keys k ON k.
 is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.usage WHERE key_id = $brief_id"), '0',
 	'the key deleted before the flush got no usage row');
 
+# 2e. rows that must not be overwritten in place are written by SQL:
+# with an index holding use_count/last_used_at (an in-place write would
+# leave it stale), and while another transaction is updating the row
+# (its version would replace the write when it commits)
+$node->safe_psql('postgres', "CREATE EXTENSION amcheck");
+$node->safe_psql('postgres', "CREATE INDEX usage_last_used ON apikey.usage (last_used_at, use_count)");
+my $c0 = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 2)");
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", $c0 + 2), $c0 + 2, 'two uses are written with an index on last_used_at, use_count');
+is($node->safe_psql('postgres', "SET enable_seqscan = off; SELECT count(*) FROM apikey.usage WHERE key_id = $id AND use_count = " . ($c0 + 2) . " AND last_used_at > '-infinity'"),
+	'1', 'and an index scan on it finds the row with its new count');
+is($node->safe_psql('postgres', "SELECT bt_index_check('apikey.usage_last_used', true)"), '', 'amcheck: every heap row has its index entry');
+$node->safe_psql('postgres', "DROP INDEX apikey.usage_last_used");
+my $updater = $node->background_psql('postgres');
+$updater->query_safe("BEGIN; UPDATE apikey.usage SET last_used_at = last_used_at WHERE key_id = $id");
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 3)");
+sleep 1;
+$updater->query_safe("COMMIT");
+$updater->quit;
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", $c0 + 5), $c0 + 5,
+	'three uses counted while another transaction updated the row are not lost when it commits');
+
 # 3. verification writes nothing itself: READ ONLY, no xid, with logging on
 is($node->safe_psql('postgres', "BEGIN READ ONLY; SELECT (apikey.apikey_verify('$k')).code || ' ' || (apikey.apikey_verify('ak_nope')).code || ' ' || (pg_current_xact_id_if_assigned() IS NULL); COMMIT"),
 	'VALID MALFORMED true', 'verification in a READ ONLY transaction, tracking and logging on, assigns no xid');
@@ -124,7 +146,7 @@ $node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.log_verifications; SELEC
 my $locker = $node->background_psql('postgres');
 $locker->query_safe("BEGIN; UPDATE apikey.keys SET name = 'usage locked' WHERE id = $id");
 $node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k')");
-is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '908'), '908',
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '913'), '913',
 	'usage is written while an admin holds the key row locked');
 $locker->query_safe("COMMIT");
 $locker->quit;
@@ -261,6 +283,16 @@ $node->stop('immediate');
 $node->start;
 is($node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id"), $after,
 	'after kill -9 and crash recovery, use_count is what was written in place');
+
+# 15. a verification type altered by hand is refused with an error, not a crash
+$node->safe_psql('postgres', "CREATE DATABASE altered");
+$node->safe_psql('altered', "CREATE EXTENSION apikey");
+my $ak = $node->safe_psql('altered', "SELECT key FROM apikey.apikey_create('a', '{}')");
+($ret, $out, $err) = $node->psql('altered', "SELECT (apikey.apikey_verify('$ak')).code; ALTER TYPE apikey.verification ALTER ATTRIBUTE http_status TYPE text; SELECT (apikey.apikey_verify('$ak')).code");
+like($err, qr/type apikey.verification has been altered/, 'after ALTER TYPE of a column, verify raises an error in the same session');
+is($node->safe_psql('altered', "SELECT 1"), '1', 'and the server is still up');
+($ret, $out, $err) = $node->psql('altered', "SELECT (apikey.apikey_verify('garbage')).code");
+like($err, qr/type apikey.verification has been altered/, 'a new session gets the same error');
 
 $node->stop;
 done_testing();

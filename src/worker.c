@@ -556,8 +556,10 @@ apikey_worker_main(Datum arg)
 				FlushErrorState();
 				AbortCurrentTransaction();
 				backoff_ms = Min(Max(backoff_ms * 2, 1000), MAX_BACKOFF_MS);
-				elog(LOG, "apikey worker: flush failed, retrying in %d ms",
-					 flush_interval_ms + backoff_ms);
+				ereport(LOG,
+						(errmsg("apikey worker: flush failed, next flush in %d ms",
+								flush_interval_ms + backoff_ms),
+						 errdetail("The uses and verification outcomes this flush had collected are lost.")));
 				/* try again next round, even if nothing new is recorded */
 				if (!stopping)
 					apikey_tracker_mark_dirty();

@@ -27,9 +27,11 @@
  *	  rows for VACUUM.  Like a sequence's, the write is not transactional
  *	  (a reader sees it at once; an abort does not undo it) and not part of
  *	  logical decoding; it fires no trigger.  Only a key's first usage row
- *	  is INSERTed, by SQL.  The worker is the only writer of apikey.usage
- *	  (no other role may write it), so nothing races the overwrite but a
- *	  superuser's own UPDATE, which then wins.
+ *	  is INSERTed, by SQL.  Rows are written by SQL too when an in-place
+ *	  write could be wrong: an index holding more than key_id (it would go
+ *	  stale), a changed column layout, or a row another transaction is
+ *	  updating (see row_busy).  No role but a superuser may write
+ *	  apikey.usage besides the worker.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,7 +40,6 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -259,18 +260,13 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 	ScanKeyData skey;
 	int			i;
 
+	/* the primary key is one of the indexes: on key_id alone, then */
 	if (!OidIsValid(pk) || !usage_layout_known(rel) || !usage_indexes_key_only(rel))
 	{
 		table_close(rel, NoLock);
 		return;
 	}
 	idx = index_open(pk, RowExclusiveLock);
-	if (IndexRelationGetNumberOfKeyAttributes(idx) != 1 || idx->rd_index->indkey.values[0] != 1)
-	{
-		index_close(idx, NoLock);
-		table_close(rel, NoLock);
-		return;
-	}
 	slot = table_slot_create(rel, NULL);
 	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
 	for (i = 0; i < n; i++)

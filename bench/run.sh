@@ -194,37 +194,40 @@ settle() {
 		'apikey.keys', 'bench.k_pkey', 'bench.k']::regclass[]) AS c" >/dev/null
 }
 
-# add_keys N: create keys until there are N (in CREATE_SESSIONS sessions
-# at once when there are enough to create), then settle
+# add_keys N PSQL...: create keys until there are N through the psql
+# command given (in CREATE_SESSIONS sessions at once when there are enough
+# to create), timed by the clock here, then settle
 add_keys() {
-	local target=$1 have per lo hi s t0 t1 pids=()
+	local target=$1 have sessions=1 what=apikey_create per lo hi s t0 t1 pids=()
+	shift
 	say "create keys up to $target"
-	have=$("${PSQL[@]}" -At -c "SELECT count(*) FROM bench.k")
-	if [ "$CREATE_SESSIONS" -gt 1 ] && [ $((target - have)) -ge $((CREATE_SESSIONS * 10000)) ]; then
-		per=$(((target - have + CREATE_SESSIONS - 1) / CREATE_SESSIONS))
+	have=$("$@" -At -c "SELECT count(*) FROM bench.k")
+	if [ "$target" -gt "$have" ]; then
+		if [ "$CREATE_SESSIONS" -gt 1 ] && [ $((target - have)) -ge $((CREATE_SESSIONS * 10000)) ]; then
+			sessions=$CREATE_SESSIONS
+			what="apikey_create, $sessions sessions"
+		fi
+		per=$(((target - have + sessions - 1) / sessions))
 		t0=$(date +%s%N)
-		for s in $(seq 0 $((CREATE_SESSIONS - 1))); do
+		for s in $(seq 0 $((sessions - 1))); do
 			lo=$((have + 1 + s * per))
 			hi=$((lo + per - 1 > target ? target : lo + per - 1))
-			"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_key_range($lo, $hi)" >/dev/null &
+			"$@" -c "SET jit = off" -c "SELECT bench.add_key_range($lo, $hi)" >/dev/null &
 			pids+=($!)
 		done
 		for s in "${pids[@]}"; do
 			wait "$s" || { echo "run.sh: key creation failed" >&2; exit 1; }
 		done
 		t1=$(date +%s%N)
-		"${PSQL[@]}" -c "INSERT INTO bench.bulk VALUES ('apikey_create, $CREATE_SESSIONS sessions', $((target - have)), $(((t1 - t0) / 1000000)))" \
+		"$@" -c "INSERT INTO bench.bulk VALUES ('$what', $((target - have)), $(((t1 - t0) / 1000))e-3)" \
 			-c "SELECT bench.usage_rows()" >/dev/null
-	else
-		"${PSQL[@]}" -c "SET jit = off" -c "SELECT bench.add_keys($target)" >/dev/null
 	fi
-	settle "${PSQL[@]}"
+	settle "$@"
 }
 
-say "reference cluster: bench schema and ${SIZES[0]} keys"
+say "reference cluster: bench schema"
 "${PSQL_REF[@]}" -f "$BENCH_DIR/setup.sql" >"$WORK/setup-ref.out" 2>&1 || { cat "$WORK/setup-ref.out" >&2; exit 1; }
-"${PSQL_REF[@]}" -c "SET jit = off" -c "SELECT bench.add_keys(${SIZES[0]})" >/dev/null
-settle "${PSQL_REF[@]}"
+add_keys "${SIZES[0]}" "${PSQL_REF[@]}"
 
 # ---------------------------------------------------------------- perf
 # perf_variant NAME: profile one in-server variant's loop in a fresh backend
@@ -450,7 +453,7 @@ sweep_point() {
 }
 
 for size in "${SIZES[@]}"; do
-	add_keys "$size"
+	add_keys "$size" "${PSQL[@]}"
 	[ "$size" = "$NKEYS" ] && main_phase
 	say "sweep at $size keys"
 	sweep_point

@@ -1,7 +1,8 @@
 -- bench/setup.sql: the bench schema: the key table and its stage-wise
--- creation (bench.add_keys), the hand-written PL/pgSQL verifies, the
--- in-server variants and the timing functions.  No keys yet: run.sh adds
--- them size by size; loop.sql builds the in-server loop table.
+-- creation (bench.add_key_range, timed by run.sh), the hand-written
+-- PL/pgSQL verifies, the in-server variants and the timing functions.
+-- No keys yet: run.sh adds them size by size; loop.sql builds the
+-- in-server loop table.
 \set ON_ERROR_STOP 1
 SET jit = off;
 
@@ -19,7 +20,7 @@ CREATE TABLE bench.k (i int PRIMARY KEY, key text NOT NULL);
 -- by plain.sql at the end.
 CREATE TABLE bench.bulk (what text NOT NULL, n bigint NOT NULL, ms float8 NOT NULL);
 
-/* add_key_range: create keys lo..hi of bench.k, untimed (run.sh times it) */
+/* add_key_range: create keys lo..hi of bench.k (run.sh times it) */
 CREATE FUNCTION bench.add_key_range(lo int, hi int)
 RETURNS void
 LANGUAGE sql
@@ -29,29 +30,6 @@ AS $$
 	  FROM generate_series(lo, hi) AS g(i),
 	       LATERAL apikey.apikey_create('bench-' || g.i,
 	                                    '{jobs:read,write:databases}') AS c;
-$$;
-
-/* add_keys: create keys until there are target of them, in one session, timed */
-CREATE FUNCTION bench.add_keys(target int)
-RETURNS bigint
-LANGUAGE plpgsql
-AS $$
-DECLARE
-	have	int;
-	t0		timestamptz;
-BEGIN
-	SELECT count(*) INTO have FROM bench.k;
-	IF target <= have THEN
-		RETURN have;
-	END IF;
-	t0 := clock_timestamp();
-	PERFORM bench.add_key_range(have + 1, target);
-	INSERT INTO bench.bulk
-	VALUES ('apikey_create', target - have,
-	        1000 * extract(epoch FROM clock_timestamp() - t0));
-	PERFORM bench.usage_rows();
-	RETURN target;
-END
 $$;
 
 /* usage_rows: a row of bench.usage (the PL/pgSQL verify's) for every key */

@@ -3,8 +3,17 @@
 #
 #   scripts/test.sh              install deps, build, install, then run the
 #                                unit, pg_regress, isolation, pgTAP, shell,
-#                                PostgREST replay and Node.js suites against a
-#                                throwaway cluster
+#                                PostgreSQL TAP, PostgREST replay and Node.js
+#                                suites against the host's PostgreSQL
+#   scripts/test.sh --pg MAJOR   the same on PostgreSQL MAJOR (15, 17, 18):
+#                                on the host if it has that server, else in a
+#                                Debian root made by scripts/pgroot.sh (root
+#                                only); the unit tests and fuzzers are skipped
+#                                there (they do not depend on the server)
+#   scripts/test.sh --matrix     the host's run, then --pg for every other
+#                                version of APIKEY_PG_VERSIONS (default
+#                                "15 17 18"); prints each version's totals and
+#                                one summed closing line
 #
 # Idempotent; the cluster is stopped and removed on exit, even on failure.
 set -uo pipefail
@@ -13,7 +22,73 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO_ROOT"
 export REPO_ROOT
 
-bash scripts/install-deps.sh || exit 1
+# the major of a pg_config
+pg_major() {
+	"$1" --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/'
+}
+
+# run_version MAJOR [--no-unit]: every suite on MAJOR, wherever it lives
+run_version() {
+	local v=$1 cfg=/usr/lib/postgresql/$1/bin/pg_config
+	shift
+	if [ -x "$cfg" ] && [ -d "$($cfg --includedir-server 2>/dev/null)" ]; then
+		PG_CONFIG=$cfg PGVER=$v bash "$REPO_ROOT/scripts/test.sh" "$@"
+	elif [ "$(id -u)" -eq 0 ]; then
+		bash "$REPO_ROOT/scripts/pgroot.sh" run "$v" bash scripts/test.sh --no-unit
+	else
+		echo "test: PostgreSQL $v is not on this host, and a Debian root for it needs root"
+		echo "0 passed, 1 failed"
+		return 1
+	fi
+}
+
+case "${1:-}" in
+	--matrix)
+		host=$(pg_major "${PG_CONFIG:-pg_config}")
+		declare -A got
+		tp=0
+		tf=0
+		for v in ${APIKEY_PG_VERSIONS:-15 17 18}; do
+			echo "######## PostgreSQL $v"
+			log=$(mktemp)
+			if [ "$v" = "$host" ]; then
+				bash "$REPO_ROOT/scripts/test.sh" 2>&1 | tee "$log"
+			else
+				run_version "$v" --no-unit 2>&1 | tee "$log"
+			fi
+			line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+			[ -n "$line" ] || line="0 passed, 1 failed"
+			rm -f "$log"
+			got[$v]=$line
+			tp=$((tp + ${line%% passed*}))
+			f=${line#*passed, }
+			tf=$((tf + ${f%% failed*}))
+		done
+		echo
+		echo "######## totals by version"
+		for v in ${APIKEY_PG_VERSIONS:-15 17 18}; do
+			echo "PostgreSQL $v: ${got[$v]}"
+		done
+		echo "$tp passed, $tf failed"
+		[ "$tf" -eq 0 ]
+		exit ;;
+	--pg)
+		run_version "$2"
+		exit ;;
+	--no-unit)
+		NO_UNIT=1 ;;
+	"") ;;
+	*) echo "usage: $0 [--matrix | --pg MAJOR]" >&2; exit 2 ;;
+esac
+NO_UNIT=${NO_UNIT:-}
+
+if [ -n "${PG_CONFIG:-}" ] && [ -z "${PGVER:-}" ]; then
+	PGVER=$(pg_major "$PG_CONFIG")
+	export PGVER
+fi
+
+# a Debian root (scripts/pgroot.sh) comes with its packages
+[ -n "${APIKEY_IN_ROOT:-}" ] || bash scripts/install-deps.sh || exit 1
 
 if [ "${CI:-}" = "true" ]; then
 	export PG_CFLAGS="${PG_CFLAGS:-} -Werror"
@@ -52,13 +127,15 @@ run_tap() {
 	[ $st -eq 0 ] || [ "$notok" -gt 0 ] || suite_failed "$name" $st "$log"
 }
 
-echo "== build"
+echo "== build ($($PG_CONFIG --version))"
 apikey_build_install || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
-echo "== unit tests (no server)"
-run_tap unit make -s -C test/unit check
-run_tap fuzz make -s -C test/unit fuzz-smoke
-run_tap libfuzzer bash test/unit/fuzz-run.sh
+if [ -z "$NO_UNIT" ]; then
+	echo "== unit tests (no server)"
+	run_tap unit make -s -C test/unit check
+	run_tap fuzz make -s -C test/unit fuzz-smoke
+	run_tap libfuzzer bash test/unit/fuzz-run.sh
+fi
 
 echo "== starting a throwaway cluster"
 # everything logged, statement texts (the callers' SQL) not: leak_scan.sh

@@ -47,6 +47,7 @@
 #include "utils/guc.h"
 
 #include "apikey.h"
+#include "compat.h"
 #include "scope.h"
 
 APIKEY_SQL_FUNCTION(apikey_current_key_id);
@@ -120,7 +121,7 @@ check_key_id(char **newval, void **extra, GucSource source)
 
 	if (!set_by_us("apikey.key_id", source))
 		return false;
-	e = malloc(sizeof(KeyIdExtra));
+	e = apikey_guc_extra_alloc(sizeof(KeyIdExtra));
 	if (e == NULL)
 		return false;
 	e->set = (*newval != NULL && **newval != '\0');
@@ -131,7 +132,7 @@ check_key_id(char **newval, void **extra, GucSource source)
 		e->key_id = strtoll(*newval, &end, 10);
 		if (errno != 0 || *end != '\0' || e->key_id <= 0)
 		{
-			free(e);
+			apikey_guc_extra_free(e);
 			GUC_check_errdetail("A key id is a positive integer.");
 			return false;
 		}
@@ -174,7 +175,7 @@ check_scopes(char **newval, void **extra, GucSource source)
 
 	if (!set_by_us("apikey.scopes", source))
 		return false;
-	e = malloc(offsetof(ScopesExtra, data) + len + 1);
+	e = apikey_guc_extra_alloc(offsetof(ScopesExtra, data) + len + 1);
 	if (e == NULL)
 		return false;
 	e->n = 0;
@@ -191,7 +192,7 @@ check_scopes(char **newval, void **extra, GucSource source)
 				if (e->n == APIKEY_MAX_SCOPES ||
 					!scope_valid(s + start, i - start))
 				{
-					free(e);
+					apikey_guc_extra_free(e);
 					GUC_check_errdetail("The value must be a list of valid scopes.");
 					return false;
 				}
@@ -204,7 +205,7 @@ check_scopes(char **newval, void **extra, GucSource source)
 	}
 	else if (len != 0)
 	{
-		free(e);
+		apikey_guc_extra_free(e);
 		GUC_check_errdetail("The value must be a list of valid scopes.");
 		return false;
 	}

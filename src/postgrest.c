@@ -52,6 +52,7 @@
 #include "utils/timestamp.h"
 
 #include "apikey.h"
+#include "compat.h"
 #include "scope.h"
 
 APIKEY_SQL_FUNCTION(apikey_postgrest_pre_request);
@@ -211,7 +212,7 @@ typedef struct JsonSearch
 	bool		other_fields;	/* a top-level field other than "role" */
 } JsonSearch;
 
-static void
+static APIKEY_JSON_ACTION
 js_object_start(void *state)
 {
 	JsonSearch *s = state;
@@ -219,27 +220,30 @@ js_object_start(void *state)
 	if (s->depth == 0)
 		s->is_object = true;
 	s->depth++;
+	return APIKEY_JSON_CONTINUE;
 }
 
-static void
+static APIKEY_JSON_ACTION
 js_nest_start(void *state)
 {
 	((JsonSearch *) state)->depth++;
+	return APIKEY_JSON_CONTINUE;
 }
 
-static void
+static APIKEY_JSON_ACTION
 js_nest_end(void *state)
 {
 	((JsonSearch *) state)->depth--;
+	return APIKEY_JSON_CONTINUE;
 }
 
-static void
+static APIKEY_JSON_ACTION
 js_field_start(void *state, char *fname, bool isnull)
 {
 	JsonSearch *s = state;
 
 	if (s->depth != 1)
-		return;
+		return APIKEY_JSON_CONTINUE;
 	s->in_want = s->want != NULL && pg_strcasecmp(fname, s->want) == 0;
 	if (s->in_want)
 	{
@@ -248,9 +252,10 @@ js_field_start(void *state, char *fname, bool isnull)
 	}
 	if (strcmp(fname, "role") != 0)
 		s->other_fields = true;
+	return APIKEY_JSON_CONTINUE;
 }
 
-static void
+static APIKEY_JSON_ACTION
 js_scalar(void *state, char *token, JsonTokenType type)
 {
 	JsonSearch *s = state;
@@ -259,6 +264,7 @@ js_scalar(void *state, char *token, JsonTokenType type)
 		s->value = token;
 	else if (token != NULL && type == JSON_TOKEN_STRING)
 		kf_wipe(token, strlen(token));	/* maybe another copy of the key */
+	return APIKEY_JSON_CONTINUE;
 }
 
 /*
@@ -288,7 +294,7 @@ json_search(const char *json, const char *want, JsonSearch *s)
 	sem.array_end = js_nest_end;
 	sem.object_field_start = js_field_start;
 	sem.scalar = js_scalar;
-	lex = makeJsonLexContextCstringLen(copy, len, GetDatabaseEncoding(), true);
+	lex = apikey_json_lexer(copy, len, GetDatabaseEncoding());
 	err = pg_parse_json(lex, &sem);
 	/* the lexer decoded every string, the key too, into this buffer */
 	if (lex->strval != NULL)

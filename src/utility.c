@@ -37,6 +37,7 @@
 #include "utils/lsyscache.h"
 
 #include "apikey.h"
+#include "compat.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -107,7 +108,7 @@ target(RangeVar *rv, Oid nsp)
 	if (rv == NULL)
 		return InvalidOid;
 	relid = RangeVarGetRelid(rv, NoLock, true);
-	if (!apikey_relation(relid, nsp, 0) || pg_class_ownercheck(relid, GetUserId()))
+	if (!apikey_relation(relid, nsp, 0) || apikey_relation_owner(relid, GetUserId()))
 		return InvalidOid;
 	return relid;
 }

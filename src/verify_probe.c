@@ -34,6 +34,7 @@
 #include "utils/snapmgr.h"
 
 #include "apikey.h"
+#include "compat.h"
 
 /*
  * probe: find the row whose hash column hash_att equals hash, through the
@@ -53,7 +54,7 @@ probe(Relation rel, Oid indexoid, AttrNumber hash_att, const uint8 *hash,
 				Int64GetDatum(apikey_hash_prefix_of(hash, APIKEY_HASH_LEN)));
 
 	index = index_open(indexoid, AccessShareLock);
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
+	scan = apikey_index_beginscan(rel, index, GetActiveSnapshot(), 1);
 	index_rescan(scan, &skey, 1, NULL, 0);
 	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{

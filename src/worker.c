@@ -73,6 +73,7 @@
 #include "utils/timestamp.h"
 
 #include "apikey.h"
+#include "compat.h"
 #include "tracker.h"
 
 PGDLLEXPORT void apikey_worker_main(Datum arg);
@@ -253,7 +254,7 @@ static void
 update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 {
 	Relation	rel = table_open(usage_relid, RowExclusiveLock);
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Oid			pk = apikey_primary_key_index(rel);
 	Relation	idx;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
@@ -268,7 +269,7 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 	}
 	idx = index_open(pk, RowExclusiveLock);
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, idx, GetActiveSnapshot(), 1, 0);
+	scan = apikey_index_beginscan(rel, idx, GetActiveSnapshot(), 1);
 	for (i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -278,9 +279,10 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 		{
 			bool		should_free;
 			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+			Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
 
 			if (!HeapTupleHasNulls(tup) && HeapTupleHeaderGetNatts(tup->t_data) >= 3 &&
-				!row_busy(slot, tup))
+				!row_busy(slot, tup) && apikey_inplace_begin(rel, tup, buf))
 			{
 				HeapTuple	copy = heap_copytuple(tup);
 				char	   *data = (char *) copy->t_data + copy->t_data->t_hoff;
@@ -294,7 +296,7 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 					count = PG_INT64_MAX;
 				memcpy(data + 8, &at, sizeof(at));
 				memcpy(data + 16, &count, sizeof(count));
-				heap_inplace_update(rel, copy);
+				apikey_inplace_finish(rel, tup, copy, buf);
 				heap_freetuple(copy);
 				done[i] = true;
 			}

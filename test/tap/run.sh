@@ -28,7 +28,10 @@ chmod 755 "$tmp"
 rm -rf "$REPO_ROOT/.build/test-logs/tap"
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test/tap/[0-9]*.pl)
+# TESTDATADIR and TESTLOGDIR: where 17 and later put the servers and logs
+# (15 derives the same from TESTDIR)
 as_pg env PATH="$PG_BINDIR:$sysbin:$PATH" TESTDIR="$tmp" PG_REGRESS="$regress" \
+	TESTDATADIR="$tmp/tmp_check" TESTLOGDIR="$tmp/tmp_check/log" \
 	prove -v -I "$perl_lib" -I test/tap "${tests[@]}"
 st=$?
 # keep the servers' logs of a failed run

@@ -29,14 +29,14 @@ SELECT is((SELECT extrelocatable FROM pg_extension WHERE extname = 'apikey'), fa
           'extension is not relocatable');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'apikey'), 'apikey',
           'extension namespace is apikey');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'apikey'), '1.1',
-          'extension version is 1.1');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'apikey'), '1.2',
+          'extension version is 1.2');
 SELECT is((SELECT ROW(superuser, trusted, relocatable, schema::text)::text
-             FROM pg_available_extension_versions WHERE name = 'apikey' AND version = '1.1'),
+             FROM pg_available_extension_versions WHERE name = 'apikey' AND version = '1.2'),
           ROW(true, false, false, 'apikey')::text,
           'control file: superuser = true, not trusted, not relocatable, schema = apikey');
-SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'apikey'), '1.1',
-          'control file: default_version = 1.1');
+SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'apikey'), '1.2',
+          'control file: default_version = 1.2');
 SELECT is(ARRAY(
 	SELECT o.what FROM (
 		SELECT 'pg_proc'::regclass AS classid, p.oid, 'function ' || p.proname AS what

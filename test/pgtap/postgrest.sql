@@ -159,7 +159,10 @@ CREATE TABLE public.pt_many AS
 	SELECT g, CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END AS tenant FROM generate_series(1, 20000) g;
 ANALYZE public.pt_many;
 SELECT pg_temp.hook(:'key_a');
-SET LOCAL force_parallel_mode = on;
+-- force_parallel_mode is called debug_parallel_query from PostgreSQL 16 on
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+			THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS parallel_guc \gset
+SET LOCAL :parallel_guc = on;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;
 SELECT ok((SELECT count(*) FROM pg_temp.explain_lines(
@@ -170,7 +173,7 @@ SELECT is((SELECT count(*)::int FROM public.pt_many WHERE tenant = apikey.curren
 SELECT is((SELECT count(*)::int FROM public.pt_many WHERE tenant = current_setting('apikey.owner', true)
 	AND apikey.has_scope('things:read') IS NOT NULL), 10000,
 	'current_setting() too');
-RESET force_parallel_mode;
+RESET :parallel_guc;
 
 ------------------------------------------------------------------------
 -- a db_role is used exactly (3)

@@ -24,4 +24,4 @@ cd "$REPO_ROOT" || exit 1
 
 node_env_start apikey_pgrst || { echo "test/postgrest: environment setup failed" >&2; exit 1; }
 npm_ci test/postgrest || { echo "test/postgrest: npm ci failed" >&2; exit 1; }
-node --test --test-concurrency=1 --test-reporter=tap test/postgrest/
+node --test --test-concurrency=1 --test-reporter=tap test/postgrest/*.test.js

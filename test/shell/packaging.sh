@@ -12,12 +12,36 @@ cd "$REPO_ROOT" || exit 1
 
 control=$(sed -n "s/^default_version *= *'\([^']*\)'/\1/p" apikey.control)
 meta=$(python3 -c "import json; m = json.load(open('META.json')); print(m['version'], m['provides']['apikey']['version'], m['provides']['apikey']['file'])")
-ok "$meta" "$control.0 $control.0 sql/apikey--$control.sql" "META.json's versions and file follow the control file ($control)"
+oldest=$(ls sql/apikey--*.sql | grep -v -- '--.*--' | sed 's/^sql\/apikey--\(.*\)\.sql$/\1/' | sort -V | head -n 1)
+ok "$meta" "$control.0 $control.0 sql/apikey--$oldest.sql" "META.json's versions follow the control file ($control), its file is the install script"
 ok "$(make -s --eval 'print-version: ; @echo $(EXTVERSION)' print-version 2>/dev/null)" "$control" "the Makefile reads its version from the control file"
 ok "$(ls sql/apikey--*.sql | sort | tr '\n' ' ')" \
 	"$(make -s -n install 2>/dev/null | grep -o 'sql/apikey--[^ ]*\.sql' | sort -u | tr '\n' ' ')" \
 	"make install installs every install and update script"
-ok "$(ls sql/apikey--"$control".sql 2>/dev/null)" "sql/apikey--$control.sql" "a full install script of the default version exists"
+# contrib's way: one full script (the oldest version's), then update scripts
+ok "$(ls sql/apikey--*.sql | grep -v -- '--.*--' | tr '\n' ' ')" "sql/apikey--$oldest.sql " "one full install script, the oldest version's ($oldest)"
+chain=$oldest
+while next=$(ls sql/apikey--"$chain"--*.sql 2>/dev/null | head -n 1) && [ -n "$next" ]; do
+	chain=$(echo "$next" | sed 's/.*--\(.*\)\.sql$/\1/')
+done
+ok "$chain" "$control" "update scripts lead from $oldest to the default version"
+# no SQL object is written out twice: no CREATE statement appears, the same
+# text, in two scripts (or twice in one)
+dups=$(python3 - sql/apikey--*.sql <<'PY'
+import re, sys
+seen = {}
+for path in sys.argv[1:]:
+    text = re.sub(r'--[^\n]*', '', open(path).read())
+    text = re.sub(r'/\*.*?\*/', '', text, flags=re.S)
+    for stmt in re.split(r';\s*\n', text):
+        s = ' '.join(stmt.split())
+        if re.match(r'(?i)create\b', s):
+            if s in seen:
+                print(seen[s], path, s[:60])
+            seen.setdefault(s, path)
+PY
+)
+ok "$dups" "" "no CREATE statement is written out twice across the install and update scripts"
 ok "$(grep -c 'Permission to use, copy, modify, and distribute' LICENSE)" "1" "LICENSE holds the PostgreSQL licence text"
 
 exported=$(nm -D --defined-only apikey.so | awk '{print $3}' | sort)

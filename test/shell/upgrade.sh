@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # upgrade.sh: ALTER EXTENSION apikey UPDATE from every released version.
 # Installs 1.0, creates keys of every kind (plain, bound, rotated in grace,
-# disabled, expired, deleted, a manager's), updates to 1.1, and checks that
-# every key verifies exactly as before, that nothing in the keys or the
-# audit changed, that 1.1's additions work on the old keys, and that the
-# catalog (objects, columns, constraints, indexes, triggers, policies,
-# grants, comments, function definitions) equals a fresh 1.1 install's.
+# disabled, expired, deleted, a manager's), updates step by step (1.0 to
+# 1.1 to 1.2) in one database and straight to the default version in
+# another, and checks that every key verifies exactly as before, that
+# nothing in the keys or the audit changed, that 1.1's additions work on
+# the old keys, and that the catalog (objects, columns, constraints,
+# indexes, triggers, policies, grants, comments, function definitions) of
+# both equals a fresh install's.
 # TAP output; needs a running cluster (scripts/test.sh).
 set -u
 REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -14,17 +16,17 @@ REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 q() { psql -X -Atq -v ON_ERROR_STOP=1 -d "$@"; }
 old=apikey_upgrade_old
 fresh=apikey_upgrade_fresh
+straight=apikey_upgrade_straight
+latest=$(sed -n "s/^default_version *= *'\([^']*\)'/\1/p" "$REPO_ROOT/apikey.control")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-for d in $old $fresh; do
-	q postgres -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" 2>/dev/null
-done
-q $old -c "CREATE EXTENSION apikey VERSION '1.0'"
-q postgres -c "DROP ROLE IF EXISTS upgrade_mgr" -c "CREATE ROLE upgrade_mgr IN ROLE apikey_manager" 2>/dev/null
-ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.0" "installed 1.0"
-
-q $old >/dev/null <<'SQL'
+# make_keys DB: apikey 1.0 in DB with keys of every kind, listed in public.raw
+make_keys() {
+	q "$1" -c "CREATE EXTENSION apikey VERSION '1.0'" \
+		-c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_mgr') THEN
+			CREATE ROLE upgrade_mgr IN ROLE apikey_manager; END IF; END \$\$"
+	q "$1" >/dev/null <<'SQL'
 CREATE TABLE public.raw (tag text PRIMARY KEY, key_id bigint, key text);
 INSERT INTO public.raw SELECT 'plain', key_id, key FROM apikey.apikey_create('plain', '{jobs:read}');
 INSERT INTO public.raw SELECT 'bound', key_id, key
@@ -44,6 +46,15 @@ CREATE TEMP TABLE mk AS SELECT key_id, key FROM apikey.apikey_create('manager ke
 RESET ROLE;
 INSERT INTO public.raw SELECT 'mgr', key_id, key FROM mk;
 SQL
+}
+
+for d in $old $fresh $straight; do
+	q postgres -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" 2>/dev/null
+done
+q postgres -c "DROP ROLE IF EXISTS upgrade_mgr" 2>/dev/null
+make_keys $old
+ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.0" "installed 1.0"
+
 
 codes="SELECT string_agg(tag || '=' || v.code || ':' || coalesce(v.key_id::text, '-') || ':' || coalesce(v.owner, '-'), ',' ORDER BY tag)
          FROM public.raw, apikey.apikey_verify(key, '{jobs:read}', CASE WHEN tag = 'bound' THEN 'db-1' END,
@@ -58,7 +69,7 @@ ok "$before_codes" "$(q $old -c "SELECT string_agg(e.tag || '=' || e.code || ':'
 	             ('off', 'DISABLED', '-'), ('old', 'EXPIRED', '-'), ('plain', 'VALID', '-'),
 	             ('rot', 'VALID', '-'), ('rot-new', 'VALID', '-')) AS e(tag, code, owner)
 	LEFT JOIN public.raw r ON r.tag = e.tag AND e.code <> 'NOT_FOUND'")" \
-	"1.0 (with the 1.1 library): every kind of key answers as it should"
+	"1.0 (with the current library): every kind of key answers as it should"
 
 q $old -c "ALTER EXTENSION apikey UPDATE TO '1.1'"
 ok "$?" "0" "ALTER EXTENSION apikey UPDATE TO '1.1' succeeds"
@@ -77,6 +88,32 @@ ok "$(q $old -c "BEGIN" -c "SELECT set_config('request.headers', json_build_obje
 	-c "SELECT apikey.postgrest_pre_request()" -c "SELECT apikey.current_key_id() = key_id FROM public.raw WHERE tag = 'mgr'" -c "COMMIT" | tail -n 1)" \
 	"t" "an old key authenticates through the PostgREST hook"
 ok "$(q $old -c "SELECT count(*) FROM public.raw r, apikey.apikey_create('after', '{}') c")" "8" "keys can be created after the update"
+
+# the next step, 1.1 to 1.2
+keys11=$(q $old -c "SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k")
+audit11=$(q $old -c "$audit")
+q $old -c "ALTER EXTENSION apikey UPDATE TO '1.2'"
+ok "$?" "0" "ALTER EXTENSION apikey UPDATE TO '1.2' succeeds"
+ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.2" "the extension is at 1.2"
+ok "$(q $old -c "$codes")" "$before_codes" "after the second update every key verifies exactly as before"
+ok "$(q $old -c "SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k")" "$keys11" \
+	"the keys' rows are unchanged by the update to 1.2"
+ok "$(q $old -c "$audit")" "$audit11" "the update to 1.2 wrote nothing to the audit"
+
+# straight from 1.0 to the default version in one ALTER EXTENSION
+make_keys $straight
+s_codes=$(q $straight -c "$codes")
+s_keys=$(q $straight -c "$keys")
+s_audit=$(q $straight -c "$audit")
+q $straight -c "ALTER EXTENSION apikey UPDATE"
+ok "$?" "0" "ALTER EXTENSION apikey UPDATE from 1.0 succeeds"
+ok "$(q $straight -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "$latest" "straight from 1.0: the extension is at $latest"
+ok "$(q $straight -c "$codes" | sed 's/:[0-9]*:/:id:/g')" "$(echo "$before_codes" | sed 's/:[0-9]*:/:id:/g')" \
+	"straight from 1.0: every key answers as before"
+ok "$(q $straight -c "$codes")" "$s_codes" "straight from 1.0: every key verifies exactly as before the update"
+ok "$(q $straight -c "SELECT md5(string_agg((to_jsonb(k) - 'db_role')::text, ',' ORDER BY id)) FROM apikey.keys k")" \
+	"$s_keys" "straight from 1.0: the keys' rows (hashes included) are unchanged but for db_role"
+ok "$(q $straight -c "$audit")" "$s_audit" "straight from 1.0: the update wrote nothing to the audit"
 
 # one session across the update: the result row follows the new type at
 # once (verify keeps the type's descriptor per backend, so it must notice
@@ -99,11 +136,14 @@ q postgres -c "DROP DATABASE $sess"
 # the catalog of the updated database equals a fresh 1.1 install's
 q $fresh -c "CREATE EXTENSION apikey"
 q $old -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/updated.txt" &&
+	q $straight -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/straight.txt" &&
 	q $fresh -f "$REPO_ROOT/test/catalog_snapshot.sql" >"$work/fresh.txt"
-ok "$?" "0" "catalog snapshots of both databases taken"
+ok "$?" "0" "catalog snapshots of the three databases taken"
 ok "$(grep -c . "$work/fresh.txt" | awk '{print ($1 > 200) ? "many" : $1}')" "many" "the catalog snapshot lists the extension's objects"
 if diff -u "$work/fresh.txt" "$work/updated.txt" >"$work/catalog.diff"; then d=same; else d=different; sed 's/^/# /' "$work/catalog.diff" | head -n 60; fi
-ok "$d" "same" "catalog after ALTER EXTENSION UPDATE equals a fresh 1.1 install"
+ok "$d" "same" "catalog after updating step by step equals a fresh $latest install"
+if diff -u "$work/fresh.txt" "$work/straight.txt" >"$work/catalog2.diff"; then d=same; else d=different; sed 's/^/# /' "$work/catalog2.diff" | head -n 60; fi
+ok "$d" "same" "catalog after updating straight from 1.0 equals a fresh $latest install"
 
 # the comparison can fail: one changed grant and one changed comment show
 q $old -c "GRANT SELECT (hint) ON apikey.keys TO apikey_verifier" -c "COMMENT ON FUNCTION apikey.current_owner() IS 'x'"
@@ -112,9 +152,9 @@ ok "$(diff "$work/fresh.txt" "$work/changed.txt" | grep -c '^>')" "2" "the snaps
 
 # and the update path exists for exactly the released versions
 ok "$(q $fresh -c "SELECT string_agg(source || '>' || target, ',' ORDER BY source, target) FROM pg_extension_update_paths('apikey') WHERE path IS NOT NULL")" \
-	"1.0>1.1" "one update path: 1.0 to 1.1"
+	"1.0>1.1,1.0>1.2,1.1>1.2" "update paths: 1.0 to 1.1 and 1.2, 1.1 to 1.2"
 
-for d in $old $fresh; do
+for d in $old $fresh $straight; do
 	q postgres -c "DROP DATABASE $d"
 done
 q postgres -c "DROP ROLE upgrade_mgr" -c "DROP ROLE IF EXISTS upgrade_app"

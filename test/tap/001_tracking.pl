@@ -273,7 +273,7 @@ is($plain->safe_psql('postgres', "SELECT count(*) FROM apikey.stats"), '0', 'api
 $plain->stop;
 
 # 14. usage written in place survives a crash: WAL replay restores it
-my $before = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+$before = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
 $node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 3)");
 my $after = $before + 3;
 is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", $after), $after, 'three more uses are written');

@@ -26,12 +26,17 @@ chmod 755 "$tmp"
 [ "$(id -u)" -eq 0 ] && chown "${PG_RUN_AS:-postgres}" "$tmp"
 
 rm -rf "$REPO_ROOT/.build/test-logs/tap"
+# 009_cross_major.pl's dumps, kept for the next major's run (scripts/test.sh
+# --matrix carries them into each version's Debian root and back)
+export APIKEY_XMAJOR_DIR="$REPO_ROOT/.build/xmajor"
+mkdir -p "$APIKEY_XMAJOR_DIR"
+[ "$(id -u)" -eq 0 ] && chown "${PG_RUN_AS:-postgres}" "$APIKEY_XMAJOR_DIR"
 tests=("$@")
 [ ${#tests[@]} -gt 0 ] || tests=(test/tap/[0-9]*.pl)
 # TESTDATADIR and TESTLOGDIR: where 17 and later put the servers and logs
 # (15 derives the same from TESTDIR)
 as_pg env PATH="$PG_BINDIR:$sysbin:$PATH" TESTDIR="$tmp" PG_REGRESS="$regress" \
-	TESTDATADIR="$tmp/tmp_check" TESTLOGDIR="$tmp/tmp_check/log" \
+	TESTDATADIR="$tmp/tmp_check" TESTLOGDIR="$tmp/tmp_check/log" APIKEY_XMAJOR_DIR="$APIKEY_XMAJOR_DIR" \
 	prove -v -I "$perl_lib" -I test/tap "${tests[@]}"
 st=$?
 # keep the servers' logs of a failed run

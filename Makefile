@@ -6,27 +6,34 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'/\1/p" $(EXTENSIO
 
 MODULE_big = apikey
 OBJS = \
-	src/actor.o \
+	src/acting_role.o \
 	src/apikey.o \
 	src/audit.o \
 	src/catalog.o \
+	src/codes.o \
+	src/create_rotate.o \
 	src/dbrole.o \
-	src/dropguard.o \
-	src/guard.o \
-	src/guc.o \
+	src/guard_drop.o \
+	src/guard_keys.o \
+	src/guard_utility.o \
+	src/heaprow.o \
 	src/identity.o \
 	src/keyformat.o \
-	src/manage.o \
 	src/postgrest.o \
 	src/scope.o \
 	src/secret.o \
-	src/tracker.o \
-	src/utility.o \
-	src/verify.o \
+	src/stats.o \
+	src/tracker_keys.o \
+	src/tracker_log.o \
+	src/tracker_shmem.o \
+	src/tracker_state.o \
+	src/validate.o \
+	src/values.o \
 	src/verify_cache.o \
+	src/verify_check.o \
 	src/verify_eval.o \
-	src/verify_path.o \
 	src/verify_probe.o \
+	src/verify_sql.o \
 	src/worker.o
 
 # SHA-256 through OpenSSL's EVP interface (src/secret.c), as pgcrypto does

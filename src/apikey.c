@@ -4,6 +4,14 @@
  *	  Module entry point: PG_MODULE_MAGIC and _PG_init, which hands over to
  *	  each module's own init.  Nothing else lives here.
  *
+ *	  Settings: each apikey.* setting is defined by the file that owns what
+ *	  it controls, in that file's init, all of them called from here; the
+ *	  settings that size shared memory (apikey.max_tracked_keys,
+ *	  apikey.queue_size) and the worker's (apikey.database,
+ *	  apikey.flush_interval) exist only when the library is loaded by
+ *	  shared_preload_libraries.  After every init, the prefix "apikey" is
+ *	  reserved.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -12,15 +20,19 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "apikey.h"
+#include "acting_role.h"
+#include "catalog.h"
+#include "create_rotate.h"
+#include "guards.h"
+#include "identity.h"
+#include "postgrest.h"
 #include "tracker.h"
+#include "verify.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
-
-/* true when loaded by shared_preload_libraries (shared memory available) */
-bool		apikey_loaded_at_startup = false;
 
 /*
  * _PG_init: define the settings and register the cache invalidation
@@ -29,17 +41,17 @@ bool		apikey_loaded_at_startup = false;
 void
 _PG_init(void)
 {
-	apikey_loaded_at_startup = process_shared_preload_libraries_in_progress;
-	apikey_guc_init();
+	apikey_create_rotate_init();
 	apikey_identity_init();
 	apikey_postgrest_init();
 	apikey_tracker_init();
+	apikey_tracker_log_init();
 	apikey_worker_init();
 	apikey_catalog_init();
 	apikey_cache_init();
 	apikey_actor_init();
-	apikey_utility_init();
-	apikey_dropguard_init();
+	apikey_guard_utility_init();
+	apikey_guard_drop_init();
 	/* after every module defined its settings: no other apikey.* names */
 	MarkGUCPrefixReserved("apikey");
 }

@@ -4,7 +4,7 @@
  *	  The AFTER ROW trigger on apikey.keys that writes the audit trail.
  *
  *	  It runs as the role making the change, records that role (or, inside
- *	  apikey_create/apikey_rotate, their caller: see actor.c), then switches
+ *	  apikey_create/apikey_rotate, their caller: see acting_role.c), then switches
  *	  to the table owner to append to apikey.audit, which no other role may
  *	  write.  Deciding what changed is done in SQL by apikey.keys_audit_row,
  *	  which the owner alone may execute.
@@ -25,7 +25,8 @@
 #include "utils/rel.h"
 #include "utils/rls.h"
 
-#include "apikey.h"
+#include "acting_role.h"
+#include "common.h"
 
 APIKEY_SQL_FUNCTION(apikey_keys_audit);
 

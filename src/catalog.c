@@ -27,7 +27,8 @@
 #include "commands/trigger.h"
 #include "utils/rel.h"
 
-#include "apikey.h"
+#include "catalog.h"
+#include "common.h"
 
 static ApikeyCatalog cache;
 static bool cache_valid = false;

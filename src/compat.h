@@ -19,6 +19,7 @@
  *	  - A GUC check hook's "extra" is freed by the GUC machinery: with
  *	    free() up to 15, with guc_free() (a memory context) from 16 on, so
  *	    it must come from the matching allocator.
+ *	  - 16 moved the varlena macros (VARDATA_ANY, ...) to varatt.h.
  *	  - 18: index_beginscan() takes an instrumentation argument (NULL: none)
  *	    and RelationGetPrimaryKeyIndex() whether a deferrable key will do
  *	    (apikey's never are; false keeps 15's meaning).
@@ -33,6 +34,9 @@
 #include "common/jsonapi.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"				/* VARDATA and friends left postgres.h in 16 */
+#endif
 
 /* a JSON semantic action's result type, and the value that continues parsing */
 #if PG_VERSION_NUM >= 160000

@@ -6,8 +6,8 @@
  *	  PostgREST does with a JWT's "role" claim.
  *
  *	  The rule, applied by apikey_create, by the trigger guarding UPDATEs of
- *	  apikey.keys.db_role (keys are inserted only by apikey_create: see
- *	  guard.c), and again by the hook at every request (roles change after
+ *	  apikey.keys.db_role (guard_keys.c; keys are inserted only by
+ *	  apikey_create), and again by the hook at every request (roles change after
  *	  the fact):
  *	  - the role exists, and the member given is a member of it: the role
  *		setting it, and at request time the key's owner_role (who must
@@ -28,7 +28,6 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/pg_authid.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -37,9 +36,9 @@
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
-#include "apikey.h"
-
-APIKEY_SQL_FUNCTION(apikey_db_role_guard);
+#include "common.h"
+#include "dbrole.h"
+#include "keyformat.h"
 
 /* roles a key's db_role may neither be nor belong to */
 static const char *const forbidden_roles[] = {
@@ -142,36 +141,4 @@ apikey_db_role_validate(const char *rolname, Oid setter)
 			 errmsg("the role given cannot be an api key's db_role"),
 			 errdetail("%c%s.", pg_toupper((unsigned char) why[0]), why + 1),
 			 errhint("A db_role must exist, the role setting it must be a member of it, and it must not be or belong to a superuser, a CREATEROLE, BYPASSRLS or REPLICATION role, an apikey role or a predefined role that bypasses privileges.")));
-}
-
-/*
- * apikey_db_role_guard: trigger function, BEFORE UPDATE OF db_role ON
- * apikey.keys: a db_role set by UPDATE obeys the rule apikey_create
- * applies, judged for the role making the change.
- */
-Datum
-apikey_db_role_guard(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	HeapTuple	newtup;
-	TupleDesc	desc;
-	int			attnum;
-	bool		isnull;
-	Datum		d;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-		elog(ERROR, "apikey_db_role_guard must be fired BEFORE UPDATE ... FOR EACH ROW");
-
-	newtup = trigdata->tg_newtuple;
-	desc = RelationGetDescr(trigdata->tg_relation);
-	attnum = SPI_fnumber(desc, "db_role");
-	if (attnum <= 0)
-		elog(ERROR, "apikey.keys has no column db_role");
-	d = heap_getattr(newtup, attnum, desc, &isnull);
-	if (!isnull)
-		apikey_db_role_validate(NameStr(*DatumGetName(d)), apikey_actor_role());
-	return PointerGetDatum(newtup);
 }

@@ -46,15 +46,17 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "apikey.h"
+#include "common.h"
 #include "compat.h"
+#include "identity.h"
 #include "scope.h"
+#include "values.h"
 
 APIKEY_SQL_FUNCTION(apikey_current_key_id);
 APIKEY_SQL_FUNCTION(apikey_current_owner);
 APIKEY_SQL_FUNCTION(apikey_has_scope);
 
-/* the settings' string values (owned by guc.c) */
+/* the settings' string values (owned by the GUC machinery) */
 static char *key_id_setting = NULL;
 static char *owner_setting = NULL;
 static char *scopes_setting = NULL;

@@ -8,7 +8,7 @@
  *	  statement that sets (among others) request.method, request.path,
  *	  request.headers (a JSON object with lower-case names) and
  *	  request.jwt.claims.  The hook reads the key from the header named by
- *	  apikey.header, checks it on the path apikey_verify uses (verify_path.c),
+ *	  apikey.header, checks it on the path apikey_verify uses (verify_check.c),
  *	  and then either records the key as this transaction's identity
  *	  (identity.c) and switches to its db_role (dbrole.c), or raises an
  *	  error that PostgREST turns into the HTTP response: SQLSTATE PGRST
@@ -51,9 +51,14 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
-#include "apikey.h"
+#include "common.h"
 #include "compat.h"
+#include "dbrole.h"
+#include "identity.h"
+#include "keyformat.h"
+#include "postgrest.h"
 #include "scope.h"
+#include "verify.h"
 
 APIKEY_SQL_FUNCTION(apikey_postgrest_pre_request);
 

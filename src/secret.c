@@ -14,7 +14,10 @@
 
 #include "fmgr.h"
 
-#include "apikey.h"
+#include "common.h"
+#include "compat.h"
+#include "keyformat.h"
+#include "secret.h"
 
 APIKEY_SQL_FUNCTION(apikey_hash_prefix);
 

@@ -1,19 +1,31 @@
 /*-------------------------------------------------------------------------
  *
  * tracker.h
- *	  Shared-memory usage counters, token buckets and the verification log
- *	  queue (tracker.c), and the background worker that writes them
- *	  (worker.c).
+ *	  Shared memory of the verify path (present only with
+ *	  shared_preload_libraries = 'apikey'): per key the usage not yet
+ *	  written and the token bucket of its rate limit, per server the
+ *	  counts by result code and a bounded queue of outcomes for the log.
+ *	  Its interface takes what it needs (a code, a key id, an address),
+ *	  never the verify layer's types: it sits below the verify path.
+ *
+ *	tracker_shmem.c	the shared struct, its setup and locks, the settings
+ *				that size it, the server-wide counters
+ *	tracker_keys.c	the key table: buckets, usage, recycling idle entries
+ *	tracker_log.c	the outcome queue and apikey.log_verifications
+ *	tracker_state.c	the state file kept across a clean restart
+ *	stats.c			the SQL functions behind apikey.stats
  *
  *-------------------------------------------------------------------------
  */
 #ifndef APIKEY_TRACKER_H
 #define APIKEY_TRACKER_H
 
+#include "postgres.h"
+
 #include "datatype/timestamp.h"
 #include "utils/inet.h"
 
-#include "apikey.h"
+#include "codes.h"
 
 /* one verification outcome waiting for apikey.audit (no secret in it) */
 typedef struct ApikeyLogEntry
@@ -57,29 +69,29 @@ typedef struct ApikeyServerStats
 	TimestampTz started_at;
 } ApikeyServerStats;
 
-/* tracker.c */
-extern int	apikey_max_tracked_keys;
-extern int	apikey_queue_size;
+/* tracker_shmem.c */
+extern int	apikey_queue_size;	/* outcomes the log queue holds (PGC_POSTMASTER) */
 extern void apikey_tracker_init(void);
 extern bool apikey_tracker_active(void);
-extern bool apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit,
-							   const Interval *window, int64 *retry_us);
-extern void apikey_tracker_count(ApikeyCode code, const ApikeyLogEntry *entry);
 extern void apikey_tracker_count_cache(bool hit);
 extern void apikey_tracker_keys_changed(void);
 extern uint64 apikey_tracker_keys_generation(void);
-extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
-								  const ApikeyRequest *req);
 extern void apikey_tracker_mark_dirty(void);
 extern bool apikey_tracker_take_dirty(void);
+extern void apikey_tracker_server_stats(ApikeyServerStats *s);
+
+/* tracker_keys.c */
+extern bool apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit,
+							   const Interval *window, int64 *retry_us);
 extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out);
-extern int	apikey_tracker_take_log(ApikeyLogEntry *out, int max);
 extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),
 									 void *arg);
-extern void apikey_tracker_server_stats(ApikeyServerStats *s);
 
-/* worker.c */
-extern void apikey_worker_init(void);
+/* tracker_log.c */
+extern void apikey_tracker_log_init(void);
+extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
+								  const inet *client);
+extern int	apikey_tracker_take_log(ApikeyLogEntry *out, int max);
 
 #endif							/* APIKEY_TRACKER_H */

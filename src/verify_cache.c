@@ -32,7 +32,7 @@
  *
  *	  PostgreSQL makes a commit visible before it sends its invalidations.
  *	  To close that window, with shared memory the trigger's transaction
- *	  also bumps a shared generation just before it commits (tracker.c),
+ *	  also bumps a shared generation just before it commits (tracker_shmem.c),
  *	  and a lookup that sees a new generation empties the cache first.  A
  *	  row read in between is not cached: its xmax is the committing
  *	  transaction (see below).  Standbys and servers without the library
@@ -55,8 +55,11 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
-#include "apikey.h"
+#include "catalog.h"
+#include "common.h"
+#include "secret.h"
 #include "tracker.h"
+#include "verify.h"
 
 #define CACHE_WAYS		8
 
@@ -96,7 +99,7 @@ static CacheSet *sets = NULL;	/* nsets, aligned to 64 bytes */
 static CacheEntry *entries = NULL;	/* nsets * CACHE_WAYS */
 static uint32 nsets = 0;		/* 0: no cache */
 static bool active = false;		/* lookups may hit (apikey_cache_rows) */
-static uint64 seen_generation = 0;	/* tracker.c's, when last emptied */
+static uint64 seen_generation = 0;	/* tracker_shmem.c's, when last emptied */
 static bool keys_changed = false;	/* this transaction changed apikey.keys */
 static int	sized_for = -1;		/* apikey.cache_size when last resized */
 static Oid	cache_relid = InvalidOid;	/* the apikey.keys of its rows */

@@ -6,7 +6,7 @@
  *	  pure: it reads only the ApikeyKey, the request and the time it is
  *	  given, touches no table and no shared state, so whoever found the key
  *	  (the index probe today) gets the same answer.  The rate limit, which
- *	  consumes a token, is the caller's next step (verify_path.c).
+ *	  consumes a token, is the caller's next step (verify_check.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -19,30 +19,10 @@
 #include "utils/builtins.h"
 #include "utils/inet.h"
 
-#include "apikey.h"
+#include "common.h"
 #include "scope.h"
-
-/*
- * apikey_text_elems: the non-NULL elements of a text[] datum, detoasted,
- * into a palloc'd array (*elems); returns how many.
- */
-int
-apikey_text_elems(Datum array, text ***elems)
-{
-	Datum	   *datums;
-	bool	   *nulls;
-	int			n;
-	int			i;
-	int			m = 0;
-
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false,
-					  TYPALIGN_INT, &datums, &nulls, &n);
-	*elems = palloc(sizeof(text *) * Max(n, 1));
-	for (i = 0; i < n; i++)
-		if (!nulls[i])
-			(*elems)[m++] = DatumGetTextPP(datums[i]);
-	return m;
-}
+#include "values.h"
+#include "verify.h"
 
 /* scopes_satisfied: every required scope is granted by some granted scope */
 static bool

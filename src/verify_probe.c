@@ -32,9 +32,13 @@
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
-#include "apikey.h"
+#include "catalog.h"
 #include "compat.h"
+#include "heaprow.h"
+#include "secret.h"
+#include "verify.h"
 
 /*
  * probe: find the row whose hash column hash_att equals hash, through the
@@ -83,30 +87,17 @@ att(const Datum *values, const bool *nulls, AttrNumber attnum, bool *isnull)
 }
 
 /*
- * settled: true if the row in slot (a buffer heap tuple) may be cached.
- * Its xmax must be unset, aborted (hinted) or a mere row lock, and its xmin
- * not our own transaction's: a version that another transaction is
- * replacing or deleting, visible only to older snapshots, must not outlive
- * this call, and neither may one that our own transaction could still roll
- * back.  Read under the buffer's share lock, since only the pin is held.
+ * settled: whether the row in slot (a buffer heap tuple) may be cached
+ * (apikey_row_settled, heaprow.c).
  */
 static bool
 settled(TupleTableSlot *slot)
 {
 	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
-	HeapTupleHeader tup;
-	bool		ok;
 
 	if (!TTS_IS_BUFFERTUPLE(slot) || !BufferIsValid(bslot->buffer))
 		return false;
-	tup = bslot->base.tuple->t_data;
-	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
-	ok = ((tup->t_infomask & HEAP_XMAX_INVALID) ||
-		  !TransactionIdIsValid(HeapTupleHeaderGetRawXmax(tup)) ||
-		  HEAP_XMAX_IS_LOCKED_ONLY(tup->t_infomask)) &&
-		!TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tup));
-	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
-	return ok;
+	return apikey_row_settled(bslot->buffer, bslot->base.tuple);
 }
 
 /*

@@ -31,7 +31,9 @@
  *	  is INSERTed, by SQL.  Rows are written by SQL too when an in-place
  *	  write could be wrong: an index holding more than key_id (it would go
  *	  stale), a changed column layout, or a row another transaction is
- *	  updating (see row_busy).  No role but a superuser may write
+ *	  updating (apikey_row_busy, heaprow.c; an UPDATE that starts between
+ *	  that check and the write is caught by the tuple lock where PostgreSQL
+ *	  has one, see compat.h).  No role but a superuser may write
  *	  apikey.usage besides the worker.
  *
  *-------------------------------------------------------------------------
@@ -73,9 +75,12 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "apikey.h"
+#include "catalog.h"
+#include "codes.h"
 #include "compat.h"
+#include "heaprow.h"
 #include "tracker.h"
+#include "worker.h"
 
 PGDLLEXPORT void apikey_worker_main(Datum arg);
 
@@ -221,31 +226,6 @@ usage_indexes_key_only(Relation rel)
 }
 
 /*
- * row_busy: whether another transaction is updating, deleting or locking
- * the row in slot (or did, and committed: then this is an old version).
- * Such a row is left to the SQL statement, which waits for the row lock;
- * an in-place write would be lost when the other version commits.  An
- * UPDATE that starts between this check and the write is caught by
- * apikey_inplace_begin(), which takes the tuple lock (on releases that
- * lack heap_inplace_lock, that window of microseconds stays open).
- */
-static bool
-row_busy(TupleTableSlot *slot, HeapTuple tup)
-{
-	Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
-	uint16		infomask;
-	TransactionId xmax;
-
-	LockBuffer(buf, BUFFER_LOCK_SHARE);
-	infomask = tup->t_data->t_infomask;
-	xmax = HeapTupleHeaderGetRawXmax(tup->t_data);
-	LockBuffer(buf, BUFFER_LOCK_UNLOCK);
-	if ((infomask & HEAP_XMAX_INVALID) || !TransactionIdIsValid(xmax))
-		return false;
-	return (infomask & HEAP_XMAX_IS_MULTI) || !TransactionIdDidAbort(xmax);
-}
-
-/*
  * update_in_place: add each key's usage u[i] to its existing row of the
  * usage table usage_relid, in place (see the header comment), and set
  * done[i].  Keys without a row (and rows whose layout this code does not
@@ -284,7 +264,7 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 			Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
 
 			if (!HeapTupleHasNulls(tup) && HeapTupleHeaderGetNatts(tup->t_data) >= 3 &&
-				!row_busy(slot, tup) && apikey_inplace_begin(rel, tup, buf))
+				!apikey_row_busy(buf, tup) && apikey_inplace_begin(rel, tup, buf))
 			{
 				HeapTuple	copy = heap_copytuple(tup);
 				char	   *data = (char *) copy->t_data + copy->t_data->t_hoff;

@@ -48,7 +48,31 @@ exported=$(nm -D --defined-only apikey.so | awk '{print $3}' | sort)
 needed=$(grep -ho "'MODULE_PATHNAME', '[a-z_]*'" sql/apikey--*.sql | sed "s/.*, '\(.*\)'/\1/" | sort -u)
 missing=$(comm -13 <(echo "$exported") <(echo "$needed") | tr '\n' ' ')
 ok "$missing" "" "every C function the SQL scripts name is exported"
-ok "$(echo "$exported" | grep -cE '^(kf_|scope_|apikey_(probe_key|key_free|evaluate)$|apikey_(tracker|catalog|actor|identity|secret|check|request|extension)_|apikey_db_role_(refusal|validate))')" "0" \
+ok "$(echo "$exported" | grep -cE '^(kf_|scope_|tracker_|apikey_(probe_key|key_free|evaluate|is_admin|interval_us)$|apikey_(tracker|catalog|actor|identity|secret|check|request|extension|validate|text|code|cache|guard|create_rotate)_|apikey_db_role_(refusal|validate))')" "0" \
 	"no internal symbol (key format, scope matcher, module helpers) is exported"
 ok "$(echo "$exported" | grep -cxE 'Pg_magic_func|_PG_init|apikey_worker_main')" "3" "the magic block, _PG_init and the worker's entry point are"
+
+# no call cycles between the C files: who calls whom, from the objects
+cycles=$(for o in src/*.o; do
+	b=$(basename "$o" .o)
+	nm "$o" | awk -v b="$b" '$2 ~ /^[TDBR]$/ {print "def", b, $3} $1 == "U" {print "use", b, $2}'
+done | python3 -c '
+import sys, collections
+defs = {}; uses = collections.defaultdict(set)
+for line in sys.stdin:
+    kind, f, sym = line.split()
+    if kind == "def": defs[sym] = f
+    else: uses[f].add(sym)
+edges = {f: {defs[s] for s in us if s in defs and defs[s] != f} for f, us in uses.items()}
+def reach(a):
+    seen, todo = set(), [a]
+    while todo:
+        for y in edges.get(todo.pop(), ()):
+            if y not in seen: seen.add(y); todo.append(y)
+    return seen
+print(" ".join(sorted({" ".join(sorted((a, b))) for a in edges for b in edges[a] if a in reach(b)})))
+')
+ok "$(ls src/*.o | wc -l | awk '{print ($1 > 20) ? "built" : $1}')" "built" "the objects are there to read the call graph from"
+ok "$cycles" "" "no call cycles between the C files"
+ok "$(grep -lE '^#(el)?if.*PG_VERSION_NUM' src/*.c src/*.h | tr '\n' ' ')" "src/compat.h " "PG_VERSION_NUM conditions are in src/compat.h only"
 tap_done

@@ -95,5 +95,30 @@ ok($node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id
 	'and what was flushed is still there');
 is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.keys"), '4', 'no key lost');
 
+# --- the state file apikey 1.1's library wrote at its clean shutdown is
+# read by this one (a restart onto a new library): a key's spent tokens
+# stay spent and its unwritten uses are written.  The file is made here
+# byte for byte in 1.1's format: magic "APK2", 0, the entry count, each
+# entry (dbid, relid, key_id, pending_uses, last_used_at, rate_limit,
+# window_us, tokens, refilled_at), then the queue count.
+my $lim3 = $node->safe_psql('postgres', "SELECT key FROM apikey.apikey_create('lim3', '{}', rate_limit => 5, rate_window => '1 hour')");
+my ($dbid, $relid, $lim3_id) = split /\|/, $node->safe_psql('postgres',
+	"SELECT (SELECT oid FROM pg_database WHERE datname = current_database()), 'apikey.keys'::regclass::oid, id FROM apikey.keys WHERE name = 'lim3'");
+$node->stop('fast');
+my $pg_now = int((time() - 946684800) * 1_000_000);
+my $state = pack('L L l', 0x41504b32, 0, 1)
+  . pack('L L q q q l x4 q d q', $dbid, $relid, $lim3_id, 3, $pg_now, 5, 3_600_000_000, 2.0, $pg_now)
+  . pack('l', 0);
+open(my $sf, '>', $node->data_dir . '/pg_stat/apikey.state') or die "cannot write the state file: $!";
+binmode $sf;
+print $sf $state;
+close $sf;
+$node->start;
+is($node->safe_psql('postgres', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify('$lim3')).valid) FROM generate_series(1, 5)"),
+	'2', "1.1's state file: the bucket holds the 2 tokens it had, not a full 5");
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $lim3_id", '5'), '5',
+	"1.1's state file: its 3 unwritten uses are written, with the 2 new ones");
+unlike(slurp_file($node->logfile), qr/ignoring incomplete, corrupt or foreign file/, 'and the file was not refused');
+
 $node->stop;
 done_testing();

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
- * manage.c
+ * create_rotate.c
  *	  The SQL functions apikey_create and apikey_rotate: validate the
- *	  arguments, mint a key (secret.c), and write apikey.keys through SPI.
+ *	  arguments (validate.c), mint a key (secret.c), and write apikey.keys
+ *	  through SPI; and apikey.default_prefix, the prefix of keys created
+ *	  without one (USERSET: it only chooses a visible label).
  *
  *	  Both run as the caller (so owner_role and created_by are the caller's
  *	  current_user) and switch to the owner of apikey.keys only around their
@@ -28,26 +30,57 @@
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
-#include "apikey.h"
-#include "scope.h"
-#include "tracker.h"
+#include "utils/guc.h"
 
-#define NAME_MAX_CHARS		256
-#define OWNER_MAX_CHARS		256
-#define MAX_RESOURCES		256
-#define RESOURCE_MAX_BYTES	256
-#define MAX_CIDRS			64
-#define META_MAX_BYTES		8192
+#include "acting_role.h"
+#include "catalog.h"
+#include "common.h"
+#include "create_rotate.h"
+#include "dbrole.h"
+#include "keyformat.h"
+#include "secret.h"
+#include "validate.h"
 #define MAX_GRACE_DAYS		7
+
+static char *default_prefix = NULL;
+
+/*
+ * check_default_prefix: GUC check hook; the prefix must be one we can mint.
+ */
+static bool
+check_default_prefix(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || !kf_prefix_valid(*newval, strlen(*newval)))
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		/* the default message quotes the value: not if it could be a key */
+		if (*newval != NULL && strlen(*newval) > KF_PREFIX_MAX)
+			GUC_check_errmsg("invalid value for parameter \"%s\"",
+							 "apikey.default_prefix");
+		GUC_check_errdetail(APIKEY_PREFIX_RULE);
+		return false;
+	}
+	return true;
+}
+
+/* apikey_create_rotate_init: define apikey.default_prefix */
+void
+apikey_create_rotate_init(void)
+{
+	DefineCustomStringVariable("apikey.default_prefix",
+							   "Prefix of keys created without an explicit prefix.",
+							   NULL,
+							   &default_prefix,
+							   "ak",
+							   PGC_USERSET,
+							   0,
+							   check_default_prefix,
+							   NULL,
+							   NULL);
+}
 
 APIKEY_SQL_FUNCTION(apikey_create);
 APIKEY_SQL_FUNCTION(apikey_rotate);
-APIKEY_SQL_FUNCTION(apikey_scopes_valid);
-APIKEY_SQL_FUNCTION(apikey_name_valid);
-APIKEY_SQL_FUNCTION(apikey_resources_valid);
-APIKEY_SQL_FUNCTION(apikey_meta_valid);
-APIKEY_SQL_FUNCTION(apikey_refuse_rate_limit);
-APIKEY_SQL_FUNCTION(apikey_rate_limit_guard);
 
 /* A freshly minted key and what is stored of it. */
 typedef struct Minted
@@ -86,318 +119,6 @@ mint(const char *prefix)
 	return m;
 }
 
-/*
- * array_items: the number of elements of a one-dimensional array argument,
- * refusing more than one dimension and more than max elements before any
- * element is looked at (a huge array costs nothing to refuse).
- */
-static int
-array_items(ArrayType *arr, const char *what, int max)
-{
-	int			n;
-
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a one-dimensional array", what)));
-	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-	if (n > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("too many %s", what),
-				 errdetail("A key has at most %d %s.", max, what)));
-	return n;
-}
-
-/*
- * text_array_elems: deconstruct a one-dimensional text[] argument of at
- * most max elements, refusing NULL elements.
- */
-static int
-text_array_elems(ArrayType *arr, const char *what, int max, Datum **elems)
-{
-	bool	   *nulls;
-	int			n;
-	int			i;
-
-	(void) array_items(arr, what, max);
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, elems, &nulls, &n);
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not contain null elements", what)));
-	return n;
-}
-
-/*
- * is_blank_char: white space, or a character that shows nothing (Unicode
- * spaces, zero-width characters, the byte order mark).
- */
-static bool
-is_blank_char(pg_wchar c)
-{
-	return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 ||
-		c == 0x1680 || c == 0x180e || (c >= 0x2000 && c <= 0x200f) ||
-		c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
-		(c >= 0x2060 && c <= 0x2064) || c == 0x3000 || c == 0xfeff;
-}
-
-/*
- * name_problem: why a key name is not acceptable, or NULL: not empty or
- * made only of blank characters, at most NAME_MAX_CHARS characters.
- */
-static const char *
-name_problem(text *name)
-{
-	int			len = VARSIZE_ANY_EXHDR(name);
-	pg_wchar   *chars;
-	int			n;
-	int			i;
-	bool		blank = true;
-
-	/* no encoding needs more than 4 bytes per character */
-	if (len > NAME_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN)
-		return "too long";
-	chars = palloc(sizeof(pg_wchar) * (len + 1));
-	n = pg_mb2wchar_with_len(VARDATA_ANY(name), chars, len);
-	for (i = 0; i < n && blank; i++)
-		blank = is_blank_char(chars[i]);
-	pfree(chars);
-	if (blank)
-		return "blank";
-	if (n > NAME_MAX_CHARS)
-		return "too long";
-	return NULL;
-}
-
-static void
-validate_name(text *name)
-{
-	const char *problem = name_problem(name);
-
-	if (problem == NULL)
-		return;
-	if (strcmp(problem, "blank") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key name must not be empty"),
-				 errdetail("A name made only of white space or invisible characters is empty.")));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("key name is too long"),
-			 errdetail("A key name has at most %d characters.", NAME_MAX_CHARS)));
-}
-
-/*
- * apikey_name_valid(text) returns boolean: the CHECK on apikey.keys.name,
- * the rule of apikey_create.
- */
-Datum
-apikey_name_valid(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(name_problem(PG_GETARG_TEXT_PP(0)) == NULL);
-}
-
-/*
- * bad_scope: 0 if every scope in elems[0..n) is present and valid, else
- * the 1-based position of the first that is not.
- */
-static int
-bad_scope(Datum *elems, bool *nulls, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		text	   *t;
-
-		CHECK_FOR_INTERRUPTS();
-		if (nulls != NULL && nulls[i])
-			return i + 1;
-		t = DatumGetTextPP(elems[i]);
-		if (!scope_valid(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
-			return i + 1;
-	}
-	return 0;
-}
-
-static void
-validate_scopes(ArrayType *scopes)
-{
-	Datum	   *elems;
-	int			n;
-	int			bad;
-
-	if (ArrayGetNItems(ARR_NDIM(scopes), ARR_DIMS(scopes)) > APIKEY_MAX_SCOPES)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("too many scopes"),
-				 errdetail("A key has at most %d scopes.", APIKEY_MAX_SCOPES)));
-	n = text_array_elems(scopes, "scopes", APIKEY_MAX_SCOPES, &elems);
-	bad = bad_scope(elems, NULL, n);
-	if (bad > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("scope %d is malformed", bad),
-				 errdetail(APIKEY_SCOPE_RULE, SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
-}
-
-/*
- * apikey_scopes_valid(text[]) returns boolean: the CHECK constraint on
- * apikey.keys.scopes, so direct UPDATEs obey the rules apikey_create
- * enforces with its detailed errors.
- */
-Datum
-apikey_scopes_valid(PG_FUNCTION_ARGS)
-{
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	if (ARR_NDIM(arr) > 1 ||
-		ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) > APIKEY_MAX_SCOPES)
-		PG_RETURN_BOOL(false);
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	PG_RETURN_BOOL(bad_scope(elems, nulls, n) == 0);
-}
-
-/*
- * validate_prefix: the prefix is echoed in the error only when it is short
- * enough that it cannot be a key pasted into the wrong argument.
- */
-static void
-validate_prefix(const char *prefix)
-{
-	size_t		len = strlen(prefix);
-
-	if (kf_prefix_valid(prefix, len))
-		return;
-	if (len <= KF_PREFIX_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid key prefix \"%s\"", prefix),
-				 errdetail(APIKEY_PREFIX_RULE)));
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid key prefix"),
-			 errdetail(APIKEY_PREFIX_RULE)));
-}
-
-/*
- * bad_resource: 0 if every resource id in elems[0..n) is present,
- * non-empty and at most RESOURCE_MAX_BYTES, else the 1-based position of
- * the first that is not.
- */
-static int
-bad_resource(Datum *elems, bool *nulls, int n)
-{
-	int			i;
-
-	for (i = 0; i < n; i++)
-	{
-		int			len;
-
-		CHECK_FOR_INTERRUPTS();
-		if (nulls != NULL && nulls[i])
-			return i + 1;
-		len = VARSIZE_ANY_EXHDR(DatumGetTextPP(elems[i]));
-		if (len == 0 || len > RESOURCE_MAX_BYTES)
-			return i + 1;
-	}
-	return 0;
-}
-
-static void
-validate_resources(ArrayType *resources)
-{
-	Datum	   *elems;
-	int			n = text_array_elems(resources, "resources", MAX_RESOURCES, &elems);
-	int			bad;
-
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("resources must not be an empty array"),
-				 errhint("Use NULL for a key that may access all resources.")));
-	bad = bad_resource(elems, NULL, n);
-	if (bad > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("resource %d is empty or too long", bad),
-				 errdetail("A resource id has 1 to %d bytes.", RESOURCE_MAX_BYTES)));
-}
-
-/*
- * apikey_meta_valid(jsonb) returns boolean: the CHECK on apikey.keys.meta,
- * a JSON object of at most META_MAX_BYTES, measured uncompressed (what
- * every verification returns and every audit row copies).
- */
-Datum
-apikey_meta_valid(PG_FUNCTION_ARGS)
-{
-	Jsonb	   *meta = PG_GETARG_JSONB_P(0);
-
-	PG_RETURN_BOOL(JB_ROOT_IS_OBJECT(meta) && VARSIZE(meta) <= META_MAX_BYTES);
-}
-
-/*
- * apikey_resources_valid(text[]) returns boolean: the CHECK on
- * apikey.keys.resources (NULL passes: all resources).
- */
-Datum
-apikey_resources_valid(PG_FUNCTION_ARGS)
-{
-	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	if (ARR_NDIM(arr) != 1 ||
-		ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)) > MAX_RESOURCES)
-		PG_RETURN_BOOL(false);
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	PG_RETURN_BOOL(n > 0 && bad_resource(elems, nulls, n) == 0);
-}
-
-static void
-validate_cidrs(ArrayType *cidrs)
-{
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	int			i;
-
-	(void) array_items(cidrs, "allowed_cidrs", MAX_CIDRS);
-	deconstruct_array(cidrs, CIDROID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("allowed_cidrs must not be an empty array"),
-				 errhint("Use NULL for a key that may be used from any address.")));
-	for (i = 0; i < n; i++)
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("allowed_cidrs must not contain null elements")));
-}
-
-/*
- * require_tracker_for_limits: token buckets live in shared memory.
- * Without it a limit could not be enforced, so setting one is refused
- * rather than silently ignored.
- */
-static void
-require_tracker_for_limits(void)
-{
-	if (!apikey_tracker_active())
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("rate limits require apikey in shared_preload_libraries"),
-				 errhint("Add apikey to shared_preload_libraries and restart the server.")));
-}
-
 static void
 validate_rate_limit(FunctionCallInfo fcinfo)
 {
@@ -421,45 +142,7 @@ validate_rate_limit(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rate_window must be positive")));
 
-	require_tracker_for_limits();
-}
-
-/*
- * apikey_rate_limit_guard: trigger function, BEFORE UPDATE OF rate_limit,
- * rate_window on apikey.keys WHEN a valid rate limit is being set: direct
- * UPDATEs obey the rule of apikey_create.  (1.0 declared it as
- * apikey.refuse_rate_limit(), symbol apikey_refuse_rate_limit.)
- */
-Datum
-apikey_rate_limit_guard(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) ||
-		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
-		elog(ERROR, "apikey_rate_limit_guard must be fired BEFORE ... FOR EACH ROW");
-	require_tracker_for_limits();
-	return PointerGetDatum(trigdata->tg_newtuple);
-}
-
-Datum
-apikey_refuse_rate_limit(PG_FUNCTION_ARGS)
-{
-	return apikey_rate_limit_guard(fcinfo);
-}
-
-/*
- * is_admin: superusers and members of apikey_admin manage every key;
- * anyone else only keys whose owner_role is their current_user.
- */
-static bool
-is_admin(Oid caller)
-{
-	Oid			admin = get_role_oid("apikey_admin", true);
-
-	return superuser_arg(caller) ||
-		(OidIsValid(admin) && has_privs_of_role(caller, admin));
+	apikey_require_tracker_for_limits();
 }
 
 /*
@@ -513,20 +196,20 @@ apikey_create(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("key name must not be null")));
-	validate_name(PG_GETARG_TEXT_PP(0));
+	apikey_validate_name(PG_GETARG_TEXT_PP(0));
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("scopes must not be null"),
 				 errhint("Use '{}' for a key that carries no scopes.")));
-	validate_scopes(PG_GETARG_ARRAYTYPE_P(1));
+	apikey_validate_scopes(PG_GETARG_ARRAYTYPE_P(1));
 	if (!PG_ARGISNULL(2) &&
 		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("expires_at must be in the future")));
-	prefix = PG_ARGISNULL(3) ? apikey_default_prefix : text_to_cstring(PG_GETARG_TEXT_PP(3));
-	validate_prefix(prefix);
+	prefix = PG_ARGISNULL(3) ? default_prefix : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	apikey_validate_prefix(prefix);
 	if (!PG_ARGISNULL(4) &&
 		(VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(4)) > OWNER_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN ||
 		 pg_mbstrlen_with_len(VARDATA_ANY(PG_GETARG_TEXT_PP(4)),
@@ -536,7 +219,7 @@ apikey_create(PG_FUNCTION_ARGS)
 				 errmsg("owner is too long"),
 				 errdetail("An owner id has at most %d characters.", OWNER_MAX_CHARS)));
 	if (!PG_ARGISNULL(5))
-		validate_resources(PG_GETARG_ARRAYTYPE_P(5));
+		apikey_validate_resources(PG_GETARG_ARRAYTYPE_P(5));
 	if (PG_ARGISNULL(6))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -553,7 +236,7 @@ apikey_create(PG_FUNCTION_ARGS)
 				 errdetail("A key's meta has at most %d bytes.", META_MAX_BYTES)));
 	validate_rate_limit(fcinfo);
 	if (!PG_ARGISNULL(9))
-		validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));
+		apikey_validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));
 
 	refuse_group_role(caller);
 	if (has_db_role && !PG_ARGISNULL(10))
@@ -655,7 +338,7 @@ apikey_rotate(PG_FUNCTION_ARGS)
 				 errhint("Use '0' to invalidate the old key at commit.")));
 	key_id = PG_GETARG_INT64(0);
 	grace = PG_GETARG_INTERVAL_P(1);
-	admin = is_admin(caller);
+	admin = apikey_is_admin(caller);
 	if (!admin)
 		refuse_group_role(caller);
 

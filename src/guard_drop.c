@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * dropguard.c
+ * guard_drop.c
  *	  The event trigger that makes losing every key a deliberate step:
  *	  DROP EXTENSION apikey, DROP SCHEMA of its schema and DROP OWNED BY its
  *	  owner are refused while apikey.keys holds keys, unless the session
@@ -25,7 +25,9 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 
-#include "apikey.h"
+#include "catalog.h"
+#include "common.h"
+#include "guards.h"
 
 APIKEY_SQL_FUNCTION(apikey_drop_guard);
 APIKEY_SQL_FUNCTION(apikey_truncate_guard);
@@ -33,10 +35,10 @@ APIKEY_SQL_FUNCTION(apikey_truncate_guard);
 static bool allow_drop = false;
 
 /*
- * apikey_dropguard_init: define apikey.allow_drop.
+ * apikey_guard_drop_init: define apikey.allow_drop.
  */
 void
-apikey_dropguard_init(void)
+apikey_guard_drop_init(void)
 {
 	DefineCustomBoolVariable("apikey.allow_drop",
 							 "Allow DROP EXTENSION apikey (and its schema) while keys exist.",

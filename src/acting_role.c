@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * actor.c
+ * acting_role.c
  *	  Who is acting.  apikey_create and apikey_rotate run their statements
- *	  as the owner of apikey.keys (see manage.c); while they do, this module
+ *	  as the owner of apikey.keys (see create_rotate.c); while they do, this module
  *	  remembers the role that called them, so that the audit trigger can
  *	  record the caller and not the owner.  The remembered role is set and
  *	  cleared only by C code here, so SQL cannot forge it, and it is
@@ -16,9 +16,11 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 
-#include "apikey.h"
+#include "acting_role.h"
+#include "common.h"
 
 /* the caller of apikey_create/rotate while we run as acting_owner */
 static Oid	acting_caller = InvalidOid;
@@ -247,4 +249,17 @@ Datum
 apikey_acting_role(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(apikey_role_name(actor_role()));
+}
+
+/*
+ * apikey_is_admin: superusers and members of apikey_admin manage every
+ * key and see every key's figures.
+ */
+bool
+apikey_is_admin(Oid role)
+{
+	Oid			admin = get_role_oid("apikey_admin", true);
+
+	return superuser_arg(role) ||
+		(OidIsValid(admin) && has_privs_of_role(role, admin));
 }

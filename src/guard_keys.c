@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * guard.c
- *	  The BEFORE INSERT OR UPDATE trigger that keeps what only the
- *	  extension may write in apikey.keys out of reach of plain SQL.
+ * guard_keys.c
+ *	  The triggers on apikey.keys that refuse what plain SQL may not do:
+ *	  apikey_keys_guard (BEFORE INSERT OR UPDATE) keeps what only the
+ *	  extension may write out of reach; apikey_db_role_guard holds a
+ *	  db_role set by UPDATE to the rule of dbrole.c; apikey_rate_limit_guard
+ *	  refuses a rate limit that cannot be enforced (no shared memory).
  *
  *	  Column privileges already refuse these columns to every role the
  *	  extension grants anything; this trigger also holds against roles that
@@ -26,9 +29,15 @@
 #include "utils/datum.h"
 #include "utils/rel.h"
 
-#include "apikey.h"
+#include "acting_role.h"
+#include "common.h"
+#include "dbrole.h"
+#include "validate.h"
 
 APIKEY_SQL_FUNCTION(apikey_keys_guard);
+APIKEY_SQL_FUNCTION(apikey_db_role_guard);
+APIKEY_SQL_FUNCTION(apikey_refuse_rate_limit);
+APIKEY_SQL_FUNCTION(apikey_rate_limit_guard);
 
 /* columns that only apikey_rotate changes, and those nothing changes */
 static const char *const rotate_only[] = {
@@ -99,4 +108,61 @@ apikey_keys_guard(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("column \"%s\" of apikey.keys cannot be changed", never[i])));
 	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
+/*
+ * apikey_db_role_guard: trigger function, BEFORE UPDATE OF db_role ON
+ * apikey.keys: a db_role set by UPDATE obeys the rule apikey_create
+ * applies, judged for the role making the change.
+ */
+Datum
+apikey_db_role_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	newtup;
+	TupleDesc	desc;
+	int			attnum;
+	bool		isnull;
+	Datum		d;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		elog(ERROR, "apikey_db_role_guard must be fired BEFORE UPDATE ... FOR EACH ROW");
+
+	newtup = trigdata->tg_newtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	attnum = SPI_fnumber(desc, "db_role");
+	if (attnum <= 0)
+		elog(ERROR, "apikey.keys has no column db_role");
+	d = heap_getattr(newtup, attnum, desc, &isnull);
+	if (!isnull)
+		apikey_db_role_validate(NameStr(*DatumGetName(d)), apikey_actor_role());
+	return PointerGetDatum(newtup);
+}
+
+/*
+ * apikey_rate_limit_guard: trigger function, BEFORE UPDATE OF rate_limit,
+ * rate_window on apikey.keys WHEN a valid rate limit is being set: direct
+ * UPDATEs obey the rule of apikey_create.  (1.0 declared it as
+ * apikey.refuse_rate_limit(), symbol apikey_refuse_rate_limit.)
+ */
+Datum
+apikey_rate_limit_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "apikey_rate_limit_guard must be fired BEFORE ... FOR EACH ROW");
+	apikey_require_tracker_for_limits();
+	return PointerGetDatum(trigdata->tg_newtuple);
+}
+
+Datum
+apikey_refuse_rate_limit(PG_FUNCTION_ARGS)
+{
+	return apikey_rate_limit_guard(fcinfo);
 }

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * utility.c
+ * guard_utility.c
  *	  A ProcessUtility hook that keeps one tenant from stopping every
  *	  other's verifications by locking apikey's tables: refused to every
  *	  role but superusers are LOCK TABLE stronger than ROW EXCLUSIVE of
@@ -36,8 +36,10 @@
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
 
-#include "apikey.h"
+#include "catalog.h"
+#include "common.h"
 #include "compat.h"
+#include "guards.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
@@ -212,10 +214,10 @@ apikey_process_utility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * apikey_utility_init: install the hook (once per backend).
+ * apikey_guard_utility_init: install the hook (once per backend).
  */
 void
-apikey_utility_init(void)
+apikey_guard_utility_init(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = apikey_process_utility;

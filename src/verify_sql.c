@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * verify.c
+ * verify_sql.c
  *	  The SQL function apikey_verify: unpack the arguments, run the shared
- *	  check (verify_path.c) and build an apikey.verification row (12 columns,
+ *	  check (verify_check.c) and build an apikey.verification row (12 columns,
  *	  or 1.0's 11 until ALTER EXTENSION apikey UPDATE).  The row type's
  *	  descriptor is kept per backend while the type stays the same.
  *
@@ -18,8 +18,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/typcache.h"
+#include "utils/timestamp.h"
 
-#include "apikey.h"
+#include "common.h"
+#include "keyformat.h"
+#include "verify.h"
 
 /* 1.1 added grace_until; a database still on 1.0 has the first 11 */
 #define VERIFICATION_NATTS 12

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * verify_path.c
+ * verify_check.c
  *	  The verify path, shared by apikey_verify and the PostgREST hook, and
  *	  its result codes.  In order: parse and checksum (no table touched for
  *	  a malformed key), SHA-256, find the row (the verified-key cache of
@@ -21,59 +21,18 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inet.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
-#include "apikey.h"
+#include "common.h"
+#include "keyformat.h"
 #include "scope.h"
+#include "secret.h"
 #include "tracker.h"
-
-static const struct
-{
-	const char *name;
-	int			http_status;
-}			codes[APIKEY_NUM_CODES] =
-{
-	[APIKEY_VALID] = {"VALID", 200},
-	[APIKEY_MALFORMED] = {"MALFORMED", 401},
-	[APIKEY_NOT_FOUND] = {"NOT_FOUND", 401},
-	[APIKEY_DISABLED] = {"DISABLED", 401},
-	[APIKEY_EXPIRED] = {"EXPIRED", 401},
-	[APIKEY_INSUFFICIENT_SCOPE] = {"INSUFFICIENT_SCOPE", 403},
-	[APIKEY_IP_DENIED] = {"IP_DENIED", 403},
-	[APIKEY_RESOURCE_DENIED] = {"RESOURCE_DENIED", 404},
-	[APIKEY_RATE_LIMITED] = {"RATE_LIMITED", 429},
-};
-
-/*
- * apikey_code_text: the code as a text datum, made once per backend.
- */
-Datum
-apikey_code_text(ApikeyCode code)
-{
-	static text *texts[APIKEY_NUM_CODES];
-
-	if (texts[code] == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		texts[code] = cstring_to_text(codes[code].name);
-		MemoryContextSwitchTo(old);
-	}
-	return PointerGetDatum(texts[code]);
-}
-
-const char *
-apikey_code_name(ApikeyCode code)
-{
-	return codes[code].name;
-}
-
-int
-apikey_code_http_status(ApikeyCode code)
-{
-	return codes[code].http_status;
-}
+#include "values.h"
+#include "verify.h"
 
 /*
  * apikey_request_set_scopes: validate the caller's required scopes.  A
@@ -103,8 +62,7 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("too many required scopes"),
 				 errdetail("A verification requires at most %d scopes.", APIKEY_MAX_SCOPES)));
-	deconstruct_array(required, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &nulls, &n);
+	n = apikey_text_array(required, &elems, &nulls);
 	req->nscopes = n;
 	req->scopes = palloc(sizeof(char *) * n);
 	req->scope_lens = palloc(sizeof(int) * n);
@@ -127,6 +85,13 @@ apikey_request_set_scopes(ApikeyRequest *req, ArrayType *required)
 					 errdetail(APIKEY_SCOPE_RULE,
 							   SCOPE_MAX_LEN, SCOPE_MAX_SEGMENTS)));
 	}
+}
+
+/* client_of: the caller's client address, NULL if not given */
+static inline const inet *
+client_of(const ApikeyRequest *req)
+{
+	return req->client_isnull ? NULL : DatumGetInetPP(req->client_addr);
 }
 
 /*
@@ -182,7 +147,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	if (len > KF_KEY_MAX_LEN || kf_parse(key, len, NULL) != KF_OK)
 	{
 		result->code = APIKEY_MALFORMED;
-		apikey_tracker_record(result->code, 0, req);
+		apikey_tracker_record(result->code, 0, client_of(req));
 		return;
 	}
 
@@ -228,7 +193,8 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 			result->code = APIKEY_RATE_LIMITED;
 	}
 	apikey_tracker_record(result->code,
-						  result->has_identity ? result->key.key_id : 0, req);
+						  result->has_identity ? result->key.key_id : 0,
+						  client_of(req));
 }
 
 /*

@@ -1,0 +1,165 @@
+/*-------------------------------------------------------------------------
+ *
+ * stats.c
+ *	  The SQL functions behind the view apikey.stats: apikey.key_stats()
+ *	  (the live figures of this database's tracked keys, as many as the
+ *	  caller may see) and apikey.server_stats() (the server's, for
+ *	  administrators).  They read shared memory through tracker.h and, for
+ *	  what a manager may see, run one query as the caller (SPI).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "acting_role.h"
+#include "catalog.h"
+#include "codes.h"
+#include "common.h"
+#include "tracker.h"
+
+/*
+ * apikey.key_stats() returns setof (key_id, unflushed_uses, last_used_at,
+ * rate_limit, bucket_tokens): the live figures of this database's tracked
+ * keys: all of them for superusers and apikey_admin, otherwise those of
+ * the keys the caller can see in apikey.keys (row-level security: a
+ * manager's own), whether it is called directly or through apikey.stats.
+ */
+APIKEY_SQL_FUNCTION(apikey_key_stats);
+
+typedef struct KeyStatsOut
+{
+	ReturnSetInfo *rsinfo;
+	int64	   *visible;		/* sorted ids the caller may see; NULL: all */
+	int			nvisible;
+} KeyStatsOut;
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+put_key_stats(void *arg, const ApikeyKeyStats *k)
+{
+	KeyStatsOut *out = (KeyStatsOut *) arg;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+
+	if (out->visible != NULL &&
+		bsearch(&k->key_id, out->visible, out->nvisible, sizeof(int64), cmp_int64) == NULL)
+		return;
+
+	values[0] = Int64GetDatum(k->key_id);
+	values[1] = Int64GetDatum(k->pending_uses);
+	values[2] = TimestampTzGetDatum(k->last_used_at);
+	nulls[2] = k->last_used_at == 0;
+	values[3] = Int32GetDatum(k->rate_limit);
+	nulls[3] = k->rate_limit == 0;
+	values[4] = Float8GetDatum(k->tokens);
+	nulls[4] = k->rate_limit == 0;
+	tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+}
+
+/*
+ * visible_keys: the ids of the keys the caller can read in apikey.keys,
+ * sorted (a query as the caller: row-level security decides).
+ */
+static int64 *
+visible_keys(int *n)
+{
+	int64	   *ids;
+	uint64		i;
+	Oid			nsp = apikey_extension_schema();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute(psprintf("SELECT id FROM %s.keys ORDER BY id",
+							 quote_identifier(get_namespace_name(nsp))), true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the visible keys");
+	ids = MemoryContextAlloc(TopTransactionContext, sizeof(int64) * (SPI_processed + 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	*n = (int) SPI_processed;
+	SPI_finish();
+	return ids;
+}
+
+Datum
+apikey_key_stats(PG_FUNCTION_ARGS)
+{
+	KeyStatsOut out;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!apikey_tracker_active())
+		return (Datum) 0;
+	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	out.visible = NULL;
+	out.nvisible = 0;
+	if (!apikey_is_admin(GetUserId()))
+		out.visible = visible_keys(&out.nvisible);
+	apikey_tracker_key_stats(MyDatabaseId, apikey_catalog_lock(AccessShareLock)->keys_relid,
+							 put_key_stats, &out);
+	return (Datum) 0;
+}
+
+/*
+ * apikey.server_stats() returns setof (verifications jsonb, queue_depth,
+ * queue_size, dropped, untracked, started_at, cache_hits, cache_misses):
+ * this server's figures, one
+ * row, for superusers and members of apikey_admin only (none otherwise,
+ * and none without shared memory).
+ */
+APIKEY_SQL_FUNCTION(apikey_server_stats);
+
+Datum
+apikey_server_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	ApikeyServerStats s;
+	StringInfoData codes;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (!apikey_tracker_active() || !apikey_is_admin(GetUserId()))
+		return (Datum) 0;
+
+	apikey_tracker_server_stats(&s);
+	initStringInfo(&codes);
+	appendStringInfoChar(&codes, '{');
+	for (i = 0; i < APIKEY_NUM_CODES; i++)
+		appendStringInfo(&codes, "%s\"%s\": " UINT64_FORMAT, i > 0 ? ", " : "",
+						 apikey_code_name((ApikeyCode) i), s.verifications[i]);
+	appendStringInfoChar(&codes, '}');
+	values[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(codes.data));
+	values[1] = Int32GetDatum(s.queue_depth);
+	values[2] = Int32GetDatum(s.queue_size);
+	values[3] = Int64GetDatum((int64) s.dropped);
+	values[4] = Int64GetDatum((int64) s.untracked);
+	values[5] = TimestampTzGetDatum(s.started_at);
+	values[6] = Int64GetDatum((int64) s.cache_hits);
+	values[7] = Int64GetDatum((int64) s.cache_misses);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}

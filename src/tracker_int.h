@@ -1,0 +1,122 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracker_int.h
+ *	  The shared-memory layout, private to the tracker_*.c files.
+ *
+ *	  Locking:
+ *	  - the key table is a shared hash partitioned into TRACKER_PARTITIONS,
+ *		each guarded by its own LWLock of the "apikey" tranche: shared to
+ *		find an entry, exclusive to add or remove one.  Two backends
+ *		verifying keys in different partitions never meet.  Only the
+ *		worker removes entries.  A scan of the whole table takes every
+ *		partition lock (tracker_lock_all) and lets them go every
+ *		TRACKER_SCAN_CHUNK entries (tracker_scan_yield), so a verification
+ *		that must add an entry never waits for a whole scan.
+ *	  - each entry's counters and bucket are guarded by the entry's
+ *		spinlock (held for a few instructions, never across a call).
+ *	  - the log queue (head, count, slots) is guarded by the queue lock,
+ *		the one LWLock of the "apikey_queue" tranche; only logged outcomes
+ *		take it (failures, by default).
+ *	  - the per-code counters, the verified-key cache's hit and miss
+ *		counts, the dropped and untracked counts, the keys generation and
+ *		the "dirty" flag are atomics.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APIKEY_TRACKER_INT_H
+#define APIKEY_TRACKER_INT_H
+
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/hsearch.h"
+
+#include "tracker.h"
+
+#define TRACKER_PARTITIONS	16
+/* an entry unused for this many flushes may be recycled */
+#define IDLE_FLUSHES		10
+/* entries a scan of the key table visits between letting its locks go */
+#define TRACKER_SCAN_CHUNK	512
+
+/* sizes the key table (tracker_shmem.c, PGC_POSTMASTER) */
+extern int	apikey_max_tracked_keys;
+
+/*
+ * A key is known by its database, the apikey.keys table it lives in (a
+ * DROP and CREATE EXTENSION makes a new table whose ids start over: its
+ * key 1 must not inherit the old key 1's bucket) and its id.
+ */
+typedef struct TrackerKey
+{
+	Oid			dbid;
+	Oid			relid;
+	int64		key_id;
+} TrackerKey;
+
+/* what is kept of a key: usage since the last flush and its bucket */
+typedef struct TrackerState
+{
+	int64		pending_uses;
+	TimestampTz last_used_at;	/* 0: none since the last flush */
+	int32		rate_limit;		/* 0: no limit */
+	int64		window_us;
+	double		tokens;
+	TimestampTz refilled_at;
+	int32		idle_flushes;	/* flushes since the last use */
+} TrackerState;
+
+typedef struct TrackerEntry
+{
+	TrackerKey	key;			/* hash key: must be first */
+	slock_t		mutex;
+	TrackerState st;
+} TrackerEntry;
+
+/*
+ * Every verification reads keys_generation and dirty, which change rarely,
+ * and adds to the counters, which change at every call from every backend:
+ * padding keeps the two kinds on different cache lines, so a backend's
+ * counting does not evict the others' copy of what they only read.
+ */
+typedef struct TrackerShared
+{
+	TimestampTz started_at;
+	bool		clean_start;	/* state restored from a clean shutdown */
+	char		pad0[PG_CACHE_LINE_SIZE];
+	pg_atomic_uint64 keys_generation;	/* bumped before a change to keys commits */
+	pg_atomic_uint32 dirty;		/* something for the worker to write */
+	char		pad1[PG_CACHE_LINE_SIZE];
+	pg_atomic_uint64 verifications[APIKEY_NUM_CODES];
+	pg_atomic_uint64 dropped;	/* log entries lost to a full queue */
+	pg_atomic_uint64 untracked; /* uses lost to a full key table */
+	pg_atomic_uint64 cache_hits;	/* verified-key cache (verify_cache.c) */
+	pg_atomic_uint64 cache_misses;
+	char		pad2[PG_CACHE_LINE_SIZE];
+	int			head;			/* queue: oldest slot */
+	int			count;
+	ApikeyLogEntry slots[FLEXIBLE_ARRAY_MEMBER];
+} TrackerShared;
+
+extern TrackerShared *tracker_shared;
+extern HTAB *tracker_keys;
+
+extern LWLock *tracker_partition_lock(uint32 hash);
+extern LWLock *tracker_queue_lock(void);
+extern void tracker_lock_all(LWLockMode mode);
+extern void tracker_unlock_all(void);
+extern void tracker_scan_yield(LWLockMode mode, int *seen);
+
+/* tracker_keys.c */
+extern void tracker_refill(TrackerState *st, TimestampTz now);
+
+/*
+ * tracker_state.c, called by tracker_shmem.c's startup and exit callbacks
+ * with what they need (it knows nothing else of the tracker)
+ */
+extern void tracker_state_save(TrackerShared *shared, HTAB *keys, int queue_size);
+extern bool tracker_state_load(TrackerShared *shared, HTAB *keys,
+							   int max_keys, int queue_size);
+extern bool tracker_state_start_running(bool restored);
+
+#endif							/* APIKEY_TRACKER_INT_H */

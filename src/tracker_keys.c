@@ -1,0 +1,316 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracker_keys.c
+ *	  The tracker's key table: per key the usage not yet written and the
+ *	  token bucket of its rate limit.  Verifications find (or add) their
+ *	  key's entry under its partition lock; the worker collects usage and
+ *	  recycles idle entries in scans that let the locks go every
+ *	  TRACKER_SCAN_CHUNK entries (tracker_int.h has the lock rules).
+ *
+ *	  Buckets: capacity rate_limit, refilled continuously at rate_limit per
+ *	  rate_window; a key seen for the first time starts with a full bucket,
+ *	  or an empty one after a crash (what was spent is unknown then, and a
+ *	  crash must never grant a burst the bucket had already spent).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+
+#include "tracker_int.h"
+#include "values.h"
+
+/*
+ * find_entry: the key's entry, created if missing, with its partition lock
+ * held (in *lock: the caller releases it); NULL, with no lock held, when
+ * the table is full.  Entries are removed only by the worker.
+ */
+static TrackerEntry *
+find_entry(Oid dbid, Oid relid, int64 key_id, bool limited, LWLock **lock)
+{
+	TrackerKey	k;
+	uint32		hash;
+	TrackerEntry *e;
+	bool		found;
+
+	memset(&k, 0, sizeof(k));
+	k.dbid = dbid;
+	k.relid = relid;
+	k.key_id = key_id;
+	hash = get_hash_value(tracker_keys, &k);
+	*lock = tracker_partition_lock(hash);
+
+	LWLockAcquire(*lock, LW_SHARED);
+	e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+	LWLockRelease(*lock);
+
+	/*
+	 * A full table: do not queue for the exclusive lock just to fail.  The
+	 * last quarter is kept for keys with a rate limit, which fail closed
+	 * without an entry: keys without one cannot crowd them out.
+	 */
+	if (hash_get_num_entries(tracker_keys) >=
+		(limited ? apikey_max_tracked_keys : apikey_max_tracked_keys / 4 * 3))
+		return NULL;
+
+	LWLockAcquire(*lock, LW_EXCLUSIVE);
+	e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_ENTER_NULL, &found);
+	if (e != NULL && !found)
+	{
+		SpinLockInit(&e->mutex);
+		memset(&e->st, 0, sizeof(e->st));
+	}
+	if (e == NULL)
+		LWLockRelease(*lock);
+	return e;
+}
+
+/* tracker_refill: bring the bucket to now (entry spinlock held) */
+void
+tracker_refill(TrackerState *st, TimestampTz now)
+{
+	if (st->rate_limit <= 0 || st->window_us <= 0)
+		return;
+	if (now > st->refilled_at)
+	{
+		st->tokens += (double) (now - st->refilled_at) * st->rate_limit / st->window_us;
+		if (st->tokens > st->rate_limit)
+			st->tokens = st->rate_limit;
+		st->refilled_at = now;
+	}
+}
+
+/*
+ * apikey_tracker_use: a key passed every other check.  Takes a token if
+ * the key has a rate limit (rate_limit 0: none) and counts the use.  True
+ * if the verification is VALID; false if over the limit, with the time
+ * until a token is back in *retry_us.  Without room in the key table, an
+ * unlimited key is VALID but its use is not counted, and a limited one is
+ * refused (retry in one refill period).
+ */
+bool
+apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit, const Interval *window,
+				   int64 *retry_us)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+	TrackerState *st;
+	int64		window_us = window ? apikey_interval_us(window) : 0;
+	bool		limited = rate_limit > 0 && window_us > 0;
+
+	/* buckets need the clock; a last use is as precise as its statement */
+	TimestampTz now = limited ? GetCurrentTimestamp() : GetCurrentStatementStartTimestamp();
+	bool		ok = true;
+
+	*retry_us = 0;
+	e = find_entry(MyDatabaseId, relid, key_id, limited, &lock);
+	if (e == NULL)
+	{
+		pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
+		if (limited)
+		{
+			*retry_us = Max(window_us / rate_limit, 1);
+			return false;
+		}
+		return true;
+	}
+
+	st = &e->st;
+	SpinLockAcquire(&e->mutex);
+	if (limited)
+	{
+		if (st->rate_limit == 0)
+		{
+			/*
+			 * A bucket seen for the first time: full, unless this server
+			 * may have forgotten what was spent (no clean shutdown before
+			 * it started), in which case it was emptied at the start.
+			 */
+			st->rate_limit = rate_limit;
+			st->window_us = window_us;
+			st->tokens = tracker_shared->clean_start ? rate_limit : 0;
+			st->refilled_at = tracker_shared->clean_start ? now : tracker_shared->started_at;
+		}
+		else if (st->rate_limit != rate_limit || st->window_us != window_us)
+		{
+			/* a changed limit: keep the level, within the new capacity */
+			tracker_refill(st, now);
+			st->rate_limit = rate_limit;
+			st->window_us = window_us;
+			if (st->tokens > rate_limit)
+				st->tokens = rate_limit;
+		}
+		tracker_refill(st, now);
+		if (st->tokens >= 1.0)
+			st->tokens -= 1.0;
+		else
+		{
+			double		wait = ceil((1.0 - st->tokens) * window_us / rate_limit);
+
+			ok = false;
+			*retry_us = wait >= (double) (PG_INT64_MAX / 2) ? PG_INT64_MAX / 2 : (int64) wait;
+		}
+	}
+	else
+		st->rate_limit = 0;
+	if (ok)
+	{
+		st->pending_uses++;
+		st->last_used_at = now;
+	}
+	st->idle_flushes = 0;
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(lock);
+
+	if (ok)
+		apikey_tracker_mark_dirty();
+	return ok;
+}
+
+/*
+ * forget_idle: remove the entries that hold nothing worth keeping: unused
+ * for IDLE_FLUSHES flushes, no bucket that is not full, and nothing
+ * pending that the worker could still write (usage of other databases than
+ * its own never is), and those of a dropped apikey.keys of its database.
+ * It holds the partition locks exclusively, but lets them go every
+ * TRACKER_SCAN_CHUNK entries, so verifications wait for a chunk at most,
+ * never for a scan of the whole table.
+ */
+static void
+forget_idle(Oid dbid, Oid relid)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	int			seen = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	tracker_lock_all(LW_EXCLUSIVE);
+	hash_seq_init(&seq, tracker_keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		TrackerState *st = &e->st;
+		bool		idle;
+
+		SpinLockAcquire(&e->mutex);
+		tracker_refill(st, now);
+		idle = (e->key.dbid == dbid && e->key.relid != relid) ||	/* a dropped table's */
+			(st->idle_flushes >= IDLE_FLUSHES &&
+			 (st->pending_uses == 0 || e->key.dbid != dbid) &&
+			 (st->rate_limit == 0 || st->tokens >= st->rate_limit));
+		SpinLockRelease(&e->mutex);
+		if (idle)
+			hash_search(tracker_keys, &e->key, HASH_REMOVE, NULL);
+		tracker_scan_yield(LW_EXCLUSIVE, &seen);
+	}
+	tracker_unlock_all();
+}
+
+/*
+ * apikey_tracker_collect_usage: move every pending usage of database dbid
+ * into a palloc'd array (*out), zeroing it; returns how many.  The scan
+ * holds the partition locks shared, so verification of known keys goes
+ * on meanwhile, and lets them go every TRACKER_SCAN_CHUNK entries for
+ * the first verification of a new key.  An entry added meanwhile is
+ * collected now or at the next flush.  When the table is more than half
+ * full, idle entries are recycled afterwards.
+ */
+int
+apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	int			stale = 0;
+	int			n = 0;
+	int			cap = 1024;
+	int			seen = 0;
+
+	*out = palloc(sizeof(ApikeyUsage) * cap);
+	tracker_lock_all(LW_SHARED);
+	hash_seq_init(&seq, tracker_keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		TrackerState *st = &e->st;
+
+		if (e->key.dbid == dbid && e->key.relid != relid)
+			stale++;
+		SpinLockAcquire(&e->mutex);
+		if (e->key.dbid == dbid && e->key.relid == relid && st->pending_uses > 0)
+		{
+			if (n == cap)
+			{
+				cap *= 2;
+				*out = repalloc(*out, sizeof(ApikeyUsage) * cap);
+			}
+			(*out)[n].key_id = e->key.key_id;
+			(*out)[n].uses = st->pending_uses;
+			(*out)[n].last_used_at = st->last_used_at;
+			n++;
+			st->pending_uses = 0;
+			st->last_used_at = 0;
+		}
+		/* a verification resets it: flushes since the last use */
+		if (st->idle_flushes < IDLE_FLUSHES)
+			st->idle_flushes++;
+		SpinLockRelease(&e->mutex);
+		tracker_scan_yield(LW_SHARED, &seen);
+	}
+	tracker_unlock_all();
+
+	if (hash_get_num_entries(tracker_keys) > apikey_max_tracked_keys / 2 || stale > 0)
+		forget_idle(dbid, relid);
+	return n;
+}
+
+/*
+ * apikey_tracker_key_stats: the live figures of database dbid's keys:
+ * calls fn for each entry with its values copied out.
+ */
+void
+apikey_tracker_key_stats(Oid dbid, Oid relid, void (*fn) (void *arg, const ApikeyKeyStats *s),
+						 void *arg)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	ApikeyKeyStats *all;
+	int			n = 0;
+	int			cap = 64;
+	int			seen = 0;
+	int			i;
+	TimestampTz now = GetCurrentTimestamp();
+
+	all = palloc(sizeof(ApikeyKeyStats) * cap);
+	tracker_lock_all(LW_SHARED);
+	hash_seq_init(&seq, tracker_keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dbid == dbid && e->key.relid == relid)
+		{
+			if (n == cap)
+			{
+				cap *= 2;
+				all = repalloc(all, sizeof(ApikeyKeyStats) * cap);
+			}
+			SpinLockAcquire(&e->mutex);
+			tracker_refill(&e->st, now);
+			all[n].key_id = e->key.key_id;
+			all[n].pending_uses = e->st.pending_uses;
+			all[n].last_used_at = e->st.last_used_at;
+			all[n].rate_limit = e->st.rate_limit;
+			all[n].tokens = e->st.tokens;
+			SpinLockRelease(&e->mutex);
+			n++;
+		}
+		tracker_scan_yield(LW_SHARED, &seen);
+	}
+	tracker_unlock_all();
+	for (i = 0; i < n; i++)
+		fn(arg, &all[i]);
+	pfree(all);
+}

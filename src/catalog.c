@@ -20,6 +20,8 @@
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "storage/lmgr.h"
 #include "utils/inval.h"
@@ -67,9 +69,15 @@ not_installed(void)
 			 errhint("Run CREATE EXTENSION apikey.")));
 }
 
-/* optional_column: the column's number, or InvalidAttrNumber if missing */
+/*
+ * optional_column: the column's number, or InvalidAttrNumber if missing.
+ * A column of another type than the one verification reads it as (a
+ * superuser's ALTER TABLE ... ALTER COLUMN TYPE, or a RENAME and an ADD
+ * COLUMN of the same name) is refused: read as the wrong type it would
+ * crash the backend.
+ */
 static AttrNumber
-optional_column(TupleDesc desc, const char *name)
+optional_column(TupleDesc desc, const char *name, Oid type)
 {
 	int			i;
 
@@ -77,16 +85,24 @@ optional_column(TupleDesc desc, const char *name)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
+		if (att->attisdropped || strcmp(NameStr(att->attname), name) != 0)
+			continue;
+		if (att->atttypid != type)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("column \"%s\" of apikey.keys has type %s, not %s",
+							name, format_type_be(att->atttypid), format_type_be(type)),
+					 errdetail("apikey.keys was altered; verification cannot read it."),
+					 errhint("Restore the column's type, or reinstall the extension.")));
+		return att->attnum;
 	}
 	return InvalidAttrNumber;
 }
 
 static AttrNumber
-column(TupleDesc desc, const char *name)
+column(TupleDesc desc, const char *name, Oid type)
 {
-	AttrNumber	attnum = optional_column(desc, name);
+	AttrNumber	attnum = optional_column(desc, name, type);
 
 	if (attnum != InvalidAttrNumber)
 		return attnum;
@@ -197,23 +213,23 @@ fill(void)
 		not_installed();
 	desc = RelationGetDescr(rel);
 	c.keys_owner = rel->rd_rel->relowner;
-	c.att_id = column(desc, "id");
-	c.att_name = column(desc, "name");
-	c.att_owner = column(desc, "owner");
-	c.att_owner_role = column(desc, "owner_role");
-	c.att_scopes = column(desc, "scopes");
-	c.att_resources = column(desc, "resources");
-	c.att_allowed_cidrs = column(desc, "allowed_cidrs");
-	c.att_meta = column(desc, "meta");
-	c.att_enabled = column(desc, "enabled");
-	c.att_expires_at = column(desc, "expires_at");
-	c.att_rate_limit = column(desc, "rate_limit");
-	c.att_rate_window = column(desc, "rate_window");
-	c.att_grace_until = column(desc, "grace_until");
-	c.att_secret_hash = column(desc, "secret_hash");
-	c.att_grace_secret_hash = column(desc, "grace_secret_hash");
+	c.att_id = column(desc, "id", INT8OID);
+	c.att_name = column(desc, "name", TEXTOID);
+	c.att_owner = column(desc, "owner", TEXTOID);
+	c.att_owner_role = column(desc, "owner_role", NAMEOID);
+	c.att_scopes = column(desc, "scopes", TEXTARRAYOID);
+	c.att_resources = column(desc, "resources", TEXTARRAYOID);
+	c.att_allowed_cidrs = column(desc, "allowed_cidrs", CIDRARRAYOID);
+	c.att_meta = column(desc, "meta", JSONBOID);
+	c.att_enabled = column(desc, "enabled", BOOLOID);
+	c.att_expires_at = column(desc, "expires_at", TIMESTAMPTZOID);
+	c.att_rate_limit = column(desc, "rate_limit", INT4OID);
+	c.att_rate_window = column(desc, "rate_window", INTERVALOID);
+	c.att_grace_until = column(desc, "grace_until", TIMESTAMPTZOID);
+	c.att_secret_hash = column(desc, "secret_hash", BYTEAOID);
+	c.att_grace_secret_hash = column(desc, "grace_secret_hash", BYTEAOID);
 	/* added in 1.1: a database not yet updated from 1.0 has none */
-	c.att_db_role = optional_column(desc, "db_role");
+	c.att_db_role = optional_column(desc, "db_role", NAMEOID);
 	c.cache_coherent = cache_trigger_fires(rel);
 	table_close(rel, NoLock);
 

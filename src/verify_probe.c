@@ -78,6 +78,24 @@ probe(Relation rel, Oid indexoid, AttrNumber hash_att, const uint8 *hash,
 	return found;
 }
 
+/*
+ * required: a column every key has (NOT NULL in apikey.keys).  A NULL one
+ * (a superuser dropped the constraint) makes the row unreadable: refused
+ * with an error, never read as a null pointer.
+ */
+static Datum
+required(const Datum *values, const bool *nulls, AttrNumber attnum,
+		 int64 key_id, const char *what)
+{
+	if (nulls[attnum - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("apikey.keys row %lld has a null %s", (long long) key_id, what),
+				 errdetail("apikey.keys was altered; verification cannot read the row."),
+				 errhint("Give the key a %s, or restore the NOT NULL constraint.", what)));
+	return values[attnum - 1];
+}
+
 /* attribute att of the deformed row, 0 and *isnull when it is NULL */
 static inline Datum
 att(const Datum *values, const bool *nulls, AttrNumber attnum, bool *isnull)
@@ -127,16 +145,16 @@ copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
 	MemoryContextSwitchTo(old);
 	heap_deform_tuple(key->tuple, desc, values, nulls);
 
-	key->key_id = DatumGetInt64(att(values, nulls, cat->att_id, &isnull));
-	key->name = att(values, nulls, cat->att_name, &isnull);
+	key->key_id = DatumGetInt64(required(values, nulls, cat->att_id, 0, "id"));
+	key->name = required(values, nulls, cat->att_name, key->key_id, "name");
 	key->owner = att(values, nulls, cat->att_owner, &key->owner_isnull);
-	key->owner_role = att(values, nulls, cat->att_owner_role, &isnull);
-	key->scopes = att(values, nulls, cat->att_scopes, &isnull);
+	key->owner_role = required(values, nulls, cat->att_owner_role, key->key_id, "owner_role");
+	key->scopes = required(values, nulls, cat->att_scopes, key->key_id, "scopes");
 	key->resources = att(values, nulls, cat->att_resources,
 						 &key->resources_isnull);
 	key->allowed_cidrs = att(values, nulls, cat->att_allowed_cidrs,
 							 &key->cidrs_isnull);
-	key->meta = att(values, nulls, cat->att_meta, &isnull);
+	key->meta = required(values, nulls, cat->att_meta, key->key_id, "meta");
 	d = att(values, nulls, cat->att_enabled, &isnull);
 	key->enabled = !isnull && DatumGetBool(d);
 	d = att(values, nulls, cat->att_expires_at, &key->expires_isnull);

@@ -7,7 +7,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, apikey; run as a superuser.
 BEGIN;
-SELECT plan(12);
+SELECT plan(18);
 
 -- pg_temp.outcome(sql): 'ok' or the SQLSTATE the statement raised
 CREATE FUNCTION pg_temp.outcome(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -133,6 +133,38 @@ SELECT is((SELECT count(*)::int FROM apikey.apikey_verify(:'k2' || ' ') v WHERE 
 		+ (SELECT count(*)::int FROM apikey.apikey_verify(translate(:'k2', 'ao', 'ао')) v WHERE v.valid), 0,
 	'nor a trailing space, an upper-cased copy or Cyrillic look-alikes');
 SELECT is((SELECT code FROM apikey.apikey_verify(:'k2')), 'VALID', 'the key itself still verifies');
+
+-- a table a superuser altered: verification never crashes on any row the
+-- table can hold; a row or a layout it cannot read is refused with a
+-- clear error (each case in a subtransaction, undone afterwards)
+SELECT key_id AS hid, key AS hk FROM apikey.apikey_create('pt altered', '{jobs:read}') \gset
+SET apikey.cache_size = 0;
+SAVEPOINT altered;
+ALTER TABLE apikey.keys ALTER COLUMN meta DROP NOT NULL;
+UPDATE apikey.keys SET meta = NULL WHERE id = :hid;
+SELECT throws_ok(format('SELECT * FROM apikey.apikey_verify(%L)', :'hk'), '23502',
+	format('apikey.keys row %s has a null meta', :'hid'),
+	'a NULL meta (NOT NULL dropped by a superuser) is refused with 23502, no crash');
+SELECT is(pg_temp.outcome(format('SELECT * FROM apikey.apikey_verify(%L)', :'k2')), 'ok',
+	'and the other keys still verify');
+ROLLBACK TO SAVEPOINT altered;
+ALTER TABLE apikey.keys ALTER COLUMN name DROP NOT NULL;
+UPDATE apikey.keys SET name = NULL WHERE id = :hid;
+SELECT throws_ok(format('SELECT * FROM apikey.apikey_verify(%L)', :'hk'), '23502',
+	format('apikey.keys row %s has a null name', :'hid'), 'a NULL name likewise');
+ROLLBACK TO SAVEPOINT altered;
+ALTER TABLE apikey.keys RENAME COLUMN meta TO meta_old;
+ALTER TABLE apikey.keys ADD COLUMN meta integer;
+SELECT throws_ok(format('SELECT * FROM apikey.apikey_verify(%L)', :'hk'), '42P16',
+	'column "meta" of apikey.keys has type integer, not jsonb',
+	'a meta column of another type (RENAME, then ADD COLUMN) is refused with 42P16, no crash');
+ROLLBACK TO SAVEPOINT altered;
+ALTER TABLE apikey.keys RENAME COLUMN name TO name_old;
+SELECT throws_ok(format('SELECT * FROM apikey.apikey_verify(%L)', :'hk'), '55000',
+	'column "name" of apikey.keys is missing', 'a renamed name column is refused with 55000');
+ROLLBACK TO SAVEPOINT altered;
+SELECT is((SELECT code FROM apikey.apikey_verify(:'hk')), 'VALID', 'undone, the key verifies again');
+RESET apikey.cache_size;
 
 SELECT * FROM finish();
 ROLLBACK;

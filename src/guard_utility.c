@@ -7,9 +7,18 @@
  *	  apikey's tables or of views over them (managers hold UPDATE and
  *	  DELETE on apikey.keys for plain SQL administration, which PostgreSQL
  *	  counts as enough for any LOCK mode, also through a view they own), and,
- *	  to anyone but the table's owner, CREATE RULE, CREATE TRIGGER and
- *	  foreign keys on them, which lock the table before PostgreSQL checks
- *	  who is asking.
+ *	  to anyone but the relation's owner, every statement that locks one of
+ *	  apikey's tables or indexes before PostgreSQL checks who is asking:
+ *	  CREATE RULE, CREATE TRIGGER, foreign keys, a table created as a
+ *	  partition or child of one (PARTITION OF, INHERITS), and ALTER TABLE
+ *	  or ALTER INDEX ... ATTACH / DETACH PARTITION, INHERIT and NO INHERIT
+ *	  naming one.  The statements that name one of apikey's relations as
+ *	  their own target (ALTER, DROP, TRUNCATE, CREATE INDEX, REINDEX,
+ *	  CLUSTER, VACUUM, CREATE POLICY, ...) check ownership before they lock
+ *	  (RangeVarGetRelidExtended's callbacks), and COMMENT, SECURITY LABEL,
+ *	  CREATE STATISTICS and the like lock in SHARE UPDATE EXCLUSIVE mode at
+ *	  most, which no verification, creation or rotation waits for:
+ *	  test/tap/010_lock_guard.pl runs every one of them against a held lock.
  *
  *	  The hook is installed in every backend that loads the library: in
  *	  all of them with shared_preload_libraries (or session_preload_
@@ -175,6 +184,11 @@ check_statement(Node *stmt)
 				refuse("CREATE TRIGGER", relid);
 			break;
 		case T_CreateStmt:
+			/* PARTITION OF takes ACCESS EXCLUSIVE on the parent first */
+			foreach(lc, ((CreateStmt *) stmt)->inhRelations)
+				if (OidIsValid(relid = target(lfirst_node(RangeVar, lc), nsp)))
+					refuse(((CreateStmt *) stmt)->partbound != NULL ?
+						   "CREATE TABLE ... PARTITION OF" : "CREATE TABLE ... INHERITS", relid);
 			check_constraints(((CreateStmt *) stmt)->constraints, nsp);
 			foreach(lc, ((CreateStmt *) stmt)->tableElts)
 				if (IsA(lfirst(lc), ColumnDef))
@@ -187,6 +201,17 @@ check_statement(Node *stmt)
 
 				if (cmd->subtype == AT_AddConstraint && cmd->def != NULL)
 					check_constraints(list_make1(cmd->def), nsp);
+				else if ((cmd->subtype == AT_AttachPartition ||
+						  cmd->subtype == AT_DetachPartition ||
+						  cmd->subtype == AT_DetachPartitionFinalize) &&
+						 cmd->def != NULL && IsA(cmd->def, PartitionCmd) &&
+						 OidIsValid(relid = target(((PartitionCmd *) cmd->def)->name, nsp)))
+					refuse(cmd->subtype == AT_AttachPartition ? "ATTACH PARTITION" : "DETACH PARTITION",
+						   relid);
+				else if ((cmd->subtype == AT_AddInherit || cmd->subtype == AT_DropInherit) &&
+						 cmd->def != NULL && IsA(cmd->def, RangeVar) &&
+						 OidIsValid(relid = target((RangeVar *) cmd->def, nsp)))
+					refuse(cmd->subtype == AT_AddInherit ? "INHERIT" : "NO INHERIT", relid);
 				else if (cmd->subtype == AT_AddColumn && cmd->def != NULL &&
 						 IsA(cmd->def, ColumnDef))
 					check_constraints(((ColumnDef *) cmd->def)->constraints, nsp);

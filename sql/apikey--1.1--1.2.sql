@@ -15,3 +15,25 @@
  * 1.2's library builds and runs on PostgreSQL 15, 17 and 18; the schema
  * objects of 1.2 follow below this line.
  */
+
+/*
+ * No statistics of the secret hashes.  pg_stats shows an index's
+ * expression statistics to anyone who may read the index, and
+ * pg_read_all_data may read every relation: after ANALYZE it saw the
+ * first 8 bytes of key hashes (the hash prefix index).  The table's own
+ * hash columns are hidden by row-level security, but there is nothing to
+ * plan with in a hash's statistics either.  ANALYZE keeps none from now
+ * on, and the ones kept so far go.
+ */
+ALTER INDEX apikey.keys_hash_prefix_idx ALTER COLUMN 1 SET STATISTICS 0;
+ALTER INDEX apikey.keys_grace_hash_prefix_idx ALTER COLUMN 1 SET STATISTICS 0;
+ALTER TABLE apikey.keys ALTER COLUMN secret_hash SET STATISTICS 0;
+ALTER TABLE apikey.keys ALTER COLUMN grace_secret_hash SET STATISTICS 0;
+DELETE FROM pg_catalog.pg_statistic
+ WHERE starelid OPERATOR(pg_catalog.=) ANY (ARRAY['apikey.keys_hash_prefix_idx'::pg_catalog.regclass,
+											'apikey.keys_grace_hash_prefix_idx'::pg_catalog.regclass])
+	OR (starelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
+		AND staattnum OPERATOR(pg_catalog.=) ANY (ARRAY(
+			SELECT attnum FROM pg_catalog.pg_attribute
+			 WHERE attrelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
+			   AND attname OPERATOR(pg_catalog.=) ANY (ARRAY['secret_hash', 'grace_secret_hash']::pg_catalog.name[]))));

@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(352);
+SELECT plan(354);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -585,6 +585,22 @@ SELECT throws_ok('SELECT apikey.apikey_rotate(' || :pt_group_key || ')', '42501'
 SELECT is((SELECT count(*) FROM apikey.audit WHERE key_owner_role = 'apikey_manager'), 0::bigint,
 	'as apikey_manager itself, no audit row is visible');
 RESET ROLE;
+
+-- no statistics of a hash, for pg_read_all_data or anyone: ANALYZE keeps
+-- none of the hash columns or the hash prefix indexes (1.2)
+CREATE ROLE regress_reads_all_stats NOLOGIN IN ROLE pg_read_all_data;
+ANALYZE apikey.keys;
+SET ROLE regress_reads_all_stats;
+SELECT is((SELECT count(*)::int FROM pg_catalog.pg_stats
+			WHERE schemaname = 'apikey' AND (tablename LIKE '%hash_prefix_idx' OR attname LIKE '%secret_hash')), 0,
+	'pg_read_all_data sees no statistics of a hash after ANALYZE');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM pg_catalog.pg_statistic s
+			WHERE s.starelid IN ('apikey.keys_hash_prefix_idx'::regclass, 'apikey.keys_grace_hash_prefix_idx'::regclass)
+			   OR (s.starelid = 'apikey.keys'::regclass AND s.staattnum IN (
+					SELECT attnum FROM pg_attribute WHERE attrelid = 'apikey.keys'::regclass
+					   AND attname IN ('secret_hash', 'grace_secret_hash')))), 0,
+	'ANALYZE stored no statistics of a hash at all');
 
 SELECT * FROM finish();
 ROLLBACK;

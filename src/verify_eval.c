@@ -74,6 +74,28 @@ ipv4_of_mapped(Datum addr)
 	return InetPGetDatum(out);
 }
 
+/*
+ * mapped_of_ipv4: for an IPv4 address, the IPv4-mapped IPv6 form of it
+ * (::ffff:a.b.c.d, with 96 more bits of mask); 0 for any other address.
+ */
+static Datum
+mapped_of_ipv4(Datum addr)
+{
+	inet	   *in = DatumGetInetPP(addr);
+	inet	   *out;
+
+	if (ip_family(in) != PGSQL_AF_INET)
+		return (Datum) 0;
+	out = (inet *) palloc0(sizeof(inet));
+	ip_family(out) = PGSQL_AF_INET6;
+	ip_bits(out) = ip_bits(in) + 96;
+	ip_addr(out)[10] = 0xff;
+	ip_addr(out)[11] = 0xff;
+	memcpy(ip_addr(out) + 12, ip_addr(in), 4);
+	SET_INET_VARSIZE(out);
+	return InetPGetDatum(out);
+}
+
 /* in_network: addr lies in the network net */
 static bool
 in_network(Datum net, Datum addr)
@@ -83,9 +105,13 @@ in_network(Datum net, Datum addr)
 
 /*
  * address_allowed: the client address lies in one of the allowed networks.
- * IPv4-mapped IPv6 addresses and networks (::ffff:10.0.0.0/104) count as
- * the IPv4 ones they carry, whichever side is written which way: a
- * dual-stack server and an IPv4-only one get the same answer.
+ * An IPv4 address and its IPv4-mapped IPv6 form (::ffff:a.b.c.d, what
+ * dual-stack servers report for IPv4 clients) are one client: the client
+ * is allowed if either form lies in a network, whichever form the network
+ * and the address are written in.  So ::ffff:10.0.0.0/104 allows 10.0.0.1,
+ * 10.0.0.0/8 allows ::ffff:10.0.0.1, and an IPv6 range that contains the
+ * mapped addresses (::/0, ::ffff:0:0/96) allows IPv4 clients in both
+ * forms.  A dual-stack server and an IPv4-only one get the same answer.
  */
 static bool
 address_allowed(Datum cidrs, const ApikeyRequest *req)
@@ -94,25 +120,21 @@ address_allowed(Datum cidrs, const ApikeyRequest *req)
 	bool	   *nulls;
 	int			n;
 	int			i;
-	Datum		addr4;
+	Datum		other;
 
 	if (req->client_isnull)
 		return false;
 	deconstruct_array(DatumGetArrayTypeP(cidrs), CIDROID, -1, false,
 					  TYPALIGN_INT, &elems, &nulls, &n);
-	addr4 = ipv4_of_mapped(req->client_addr);
+	other = ipv4_of_mapped(req->client_addr);
+	if (other == (Datum) 0)
+		other = mapped_of_ipv4(req->client_addr);
 	for (i = 0; i < n; i++)
 	{
-		Datum		net4;
-
 		if (nulls[i])
 			continue;
 		if (in_network(elems[i], req->client_addr) ||
-			(addr4 != (Datum) 0 && in_network(elems[i], addr4)))
-			return true;
-		net4 = ipv4_of_mapped(elems[i]);
-		if (net4 != (Datum) 0 &&
-			in_network(net4, addr4 != (Datum) 0 ? addr4 : req->client_addr))
+			(other != (Datum) 0 && in_network(elems[i], other)))
 			return true;
 	}
 	return false;

@@ -67,6 +67,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "commands/dbcommands.h"
 #include "utils/lsyscache.h"
 #include "utils/fmgroids.h"
 #include "utils/memutils.h"
@@ -460,7 +461,34 @@ flush(void)
 		elog(ERROR, "apikey worker: SPI_connect failed");
 	pgstat_report_activity(STATE_RUNNING, "apikey: writing usage and the verification log");
 	nsp = schema(&keys);
-	if (nsp != NULL)
+	if (nsp == NULL)
+	{
+		/*
+		 * apikey is not installed in this database: nothing can be written
+		 * here, but shared memory must not fill up.  Collecting with no
+		 * table recycles every idle entry (and this database's, all
+		 * stale), and the queue is drained: what it held is lost, and
+		 * said so.
+		 */
+		ApikeyUsage *u;
+		ApikeyLogEntry *q = palloc(sizeof(ApikeyLogEntry) * FLUSH_BATCH);
+		int			n;
+		uint64		discarded = 0;
+
+		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, &u);
+		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
+		{
+			if ((n = apikey_tracker_take_log(q, FLUSH_BATCH)) == 0)
+				break;
+			discarded += n;
+		}
+		if (discarded > 0)
+			ereport(LOG,
+					(errmsg("apikey: %llu verification outcomes were not logged: extension \"apikey\" is not installed in database \"%s\"",
+							(unsigned long long) discarded, get_database_name(MyDatabaseId)),
+					 errhint("Set apikey.database to the database where apikey is installed.")));
+	}
+	else
 	{
 		/*
 		 * The log in batches until a short one, and never more than the

@@ -44,7 +44,7 @@ PGFILEDESC = "apikey - API keys for PostgreSQL"
 
 REGRESS = create verify scopes rotate errors postgrest limits
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
-ISOLATION = rotate rotate_foreign cache
+ISOLATION = rotate rotate_foreign cache cache_snapshot
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
 PG_CONFIG ?= pg_config

@@ -23,6 +23,7 @@
 #include "acting_role.h"
 #include "catalog.h"
 #include "create_rotate.h"
+#include "dbrole.h"
 #include "guards.h"
 #include "identity.h"
 #include "postgrest.h"
@@ -43,6 +44,7 @@ _PG_init(void)
 {
 	apikey_create_rotate_init();
 	apikey_identity_init();
+	apikey_dbrole_init();
 	apikey_postgrest_init();
 	apikey_tracker_init();
 	apikey_tracker_log_init();

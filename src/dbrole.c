@@ -27,6 +27,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "catalog/pg_auth_members.h"
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -34,6 +35,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
+#include "utils/catcache.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "common.h"
@@ -53,45 +56,150 @@ static const char *const forbidden_roles[] = {
 };
 
 /*
+ * Why a role is no role for a key, by reason: a per-backend cache of the
+ * last roles judged (the hook judges the key's db_role at every request),
+ * emptied whenever pg_authid or pg_auth_members changes.
+ */
+enum
+{
+	SAFE = -1,
+	IS_VERIFIER = -2,
+	IS_SUPERUSER = -3,
+	HAS_CREATEROLE = -4,
+	HAS_BYPASSRLS = -5,
+	HAS_REPLICATION = -6
+	/* 0..: a member of forbidden_roles[n] */
+};
+
+#define JUDGED_CACHE 16
+static struct
+{
+	Oid			roleid;
+	int			reason;
+}			judged[JUDGED_CACHE];
+static int	njudged = 0;
+static int	next_judged = 0;
+
+static void
+forget_judged(Datum arg, int cacheid, uint32 hashvalue)
+{
+	njudged = 0;
+}
+
+/*
+ * apikey_dbrole_init: empty the cache on every change to roles or
+ * memberships (once per backend).
+ */
+void
+apikey_dbrole_init(void)
+{
+	CacheRegisterSyscacheCallback(AUTHOID, forget_judged, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, forget_judged, (Datum) 0);
+}
+
+/* role_reason: why this one role (not its memberships) disqualifies */
+static int
+role_reason(Oid role)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+	Form_pg_authid r;
+	int			reason = SAFE;
+	int			i;
+
+	if (!HeapTupleIsValid(tup))
+		return SAFE;
+	r = (Form_pg_authid) GETSTRUCT(tup);
+	if (r->rolsuper)
+		reason = IS_SUPERUSER;
+	else if (r->rolcreaterole)
+		reason = HAS_CREATEROLE;
+	else if (r->rolbypassrls)
+		reason = HAS_BYPASSRLS;
+	else if (r->rolreplication)
+		reason = HAS_REPLICATION;
+	for (i = 0; reason == SAFE && forbidden_roles[i] != NULL; i++)
+		if (strcmp(NameStr(r->rolname), forbidden_roles[i]) == 0)
+			reason = i;
+	ReleaseSysCache(tup);
+	return reason;
+}
+
+/*
+ * judge: the reason roleid, or any role it is a member of (directly or
+ * not, with INHERIT or without), disqualifies it.  Walks the memberships
+ * from roleid up (pg_auth_members through the syscache), so it costs the
+ * number of roles reached, not the number of roles in the cluster.
+ */
+static int
+judge(Oid roleid)
+{
+	List	   *todo;
+	List	   *seen = NIL;
+	int			reason = SAFE;
+	int			i;
+
+	for (i = 0; i < njudged; i++)
+		if (judged[i].roleid == roleid)
+			return judged[i].reason;
+
+	if (roleid == get_role_oid("apikey_verifier", true))
+		reason = IS_VERIFIER;
+	todo = list_make1_oid(roleid);
+	while (reason == SAFE && todo != NIL)
+	{
+		Oid			role = linitial_oid(todo);
+		CatCList   *members;
+
+		todo = list_delete_first(todo);
+		if (list_member_oid(seen, role))
+			continue;
+		seen = lappend_oid(seen, role);
+		reason = role_reason(role);
+		members = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+		for (i = 0; i < members->n_members; i++)
+		{
+			Form_pg_auth_members m = (Form_pg_auth_members) GETSTRUCT(&members->members[i]->tuple);
+
+			todo = lappend_oid(todo, m->roleid);
+		}
+		ReleaseSysCacheList(members);
+	}
+	list_free(todo);
+	list_free(seen);
+
+	judged[next_judged].roleid = roleid;
+	judged[next_judged].reason = reason;
+	next_judged = (next_judged + 1) % JUDGED_CACHE;
+	njudged = Min(njudged + 1, JUDGED_CACHE);
+	return reason;
+}
+
+/*
  * dangerous: why roleid is no role for a key, from its attributes and
  * memberships; NULL if none.
  */
 static const char *
 dangerous(Oid roleid)
 {
-	Relation	rel;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	const char *why = NULL;
-	Oid			verifier = get_role_oid("apikey_verifier", true);
+	int			reason = judge(roleid);
 
-	if (roleid == verifier)
-		return "it is the role apikey_verifier";
-
-	rel = table_open(AuthIdRelationId, AccessShareLock);
-	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
-	while (why == NULL && HeapTupleIsValid(tup = systable_getnext(scan)))
+	switch (reason)
 	{
-		Form_pg_authid r = (Form_pg_authid) GETSTRUCT(tup);
-		int			i;
-
-		if (r->oid != roleid && !is_member_of_role_nosuper(roleid, r->oid))
-			continue;
-		if (r->rolsuper)
-			why = "it is, or is a member of, a superuser";
-		else if (r->rolcreaterole)
-			why = "it is, or is a member of, a role with CREATEROLE";
-		else if (r->rolbypassrls)
-			why = "it is, or is a member of, a role with BYPASSRLS";
-		else if (r->rolreplication)
-			why = "it is, or is a member of, a role with REPLICATION";
-		for (i = 0; why == NULL && forbidden_roles[i] != NULL; i++)
-			if (strcmp(NameStr(r->rolname), forbidden_roles[i]) == 0)
-				why = psprintf("it is, or is a member of, %s", forbidden_roles[i]);
+		case SAFE:
+			return NULL;
+		case IS_VERIFIER:
+			return "it is the role apikey_verifier";
+		case IS_SUPERUSER:
+			return "it is, or is a member of, a superuser";
+		case HAS_CREATEROLE:
+			return "it is, or is a member of, a role with CREATEROLE";
+		case HAS_BYPASSRLS:
+			return "it is, or is a member of, a role with BYPASSRLS";
+		case HAS_REPLICATION:
+			return "it is, or is a member of, a role with REPLICATION";
+		default:
+			return psprintf("it is, or is a member of, %s", forbidden_roles[reason]);
 	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return why;
 }
 
 /*

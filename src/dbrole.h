@@ -10,6 +10,7 @@
 
 #include "postgres.h"
 
+extern void apikey_dbrole_init(void);
 extern const char *apikey_db_role_refusal(const char *rolname, Oid member,
 										  Oid *roleid, int *sqlstate);
 extern void apikey_db_role_validate(const char *rolname, Oid setter);

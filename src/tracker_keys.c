@@ -114,6 +114,8 @@ apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit, const Interval *wi
 	if (e == NULL)
 	{
 		pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
+		/* have the worker run: it recycles what it can (reclaim_missing) */
+		apikey_tracker_mark_dirty();
 		if (limited)
 		{
 			*retry_us = Max(window_us / rate_limit, 1);
@@ -313,4 +315,83 @@ apikey_tracker_key_stats(Oid dbid, Oid relid, void (*fn) (void *arg, const Apike
 	for (i = 0; i < n; i++)
 		fn(arg, &all[i]);
 	pfree(all);
+}
+
+/*
+ * apikey_tracker_spent_idle: when the key table is more than half full,
+ * the ids of database dbid's entries (of the table relid) that forget_idle
+ * keeps only for their bucket: unused for two flushes or more, nothing
+ * pending, a bucket not full.  If their key no longer exists (deleted, or
+ * never committed: created and verified in a transaction that rolled
+ * back), the bucket guards nothing; the worker checks and calls
+ * apikey_tracker_forget_keys.  Returns how many, in a palloc'd *ids.
+ */
+int
+apikey_tracker_spent_idle(Oid dbid, Oid relid, int64 **ids)
+{
+	HASH_SEQ_STATUS seq;
+	TrackerEntry *e;
+	int			n = 0;
+	int			cap = 256;
+	int			seen = 0;
+
+	*ids = NULL;
+	if (hash_get_num_entries(tracker_keys) <= apikey_max_tracked_keys / 2)
+		return 0;
+	*ids = palloc(sizeof(int64) * cap);
+	tracker_lock_all(LW_SHARED);
+	hash_seq_init(&seq, tracker_keys);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		bool		spent;
+
+		SpinLockAcquire(&e->mutex);
+		spent = e->key.dbid == dbid && e->key.relid == relid &&
+			e->st.idle_flushes >= 2 && e->st.pending_uses == 0 &&
+			e->st.rate_limit > 0 && e->st.tokens < e->st.rate_limit;
+		SpinLockRelease(&e->mutex);
+		if (spent)
+		{
+			if (n == cap)
+			{
+				cap *= 2;
+				*ids = repalloc(*ids, sizeof(int64) * cap);
+			}
+			(*ids)[n++] = e->key.key_id;
+		}
+		tracker_scan_yield(LW_SHARED, &seen);
+	}
+	tracker_unlock_all();
+	return n;
+}
+
+/*
+ * apikey_tracker_forget_keys: remove the entries of these keys (of
+ * database dbid, table relid), unless one was used since it was found
+ * idle (then its key exists after all).
+ */
+void
+apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		TrackerKey	k;
+		uint32		hash;
+		LWLock	   *lock;
+		TrackerEntry *e;
+
+		memset(&k, 0, sizeof(k));
+		k.dbid = dbid;
+		k.relid = relid;
+		k.key_id = ids[i];
+		hash = get_hash_value(tracker_keys, &k);
+		lock = tracker_partition_lock(hash);
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
+		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0)
+			hash_search_with_hash_value(tracker_keys, &k, hash, HASH_REMOVE, NULL);
+		LWLockRelease(lock);
+	}
 }

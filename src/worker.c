@@ -295,6 +295,51 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 }
 
 /*
+ * reclaim_missing: remove the tracker entries kept only for a spent
+ * bucket whose key no longer exists (deleted, or created and verified in
+ * a transaction that rolled back), so that no one can fill shared memory
+ * with keys that never were.  Only while the key table is more than half
+ * full (apikey_tracker_spent_idle).  A key created in a transaction that
+ * is still open after two flushes counts as missing: its bucket, spent in
+ * that transaction, starts full again once it commits.
+ */
+static void
+reclaim_missing(const char *nsp, Oid relid)
+{
+	int64	   *ids;
+	int			n = apikey_tracker_spent_idle(MyDatabaseId, relid, &ids);
+	Datum	   *elems;
+	Datum		arg;
+	Oid			type = INT8ARRAYOID;
+	int64	   *missing;
+	uint64		i;
+	int			m = 0;
+
+	if (n == 0)
+		return;
+	elems = palloc(sizeof(Datum) * n);
+	for (i = 0; i < (uint64) n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	arg = PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_execute_with_args(psprintf("SELECT i FROM pg_catalog.unnest($1) AS i"
+									   " WHERE NOT EXISTS (SELECT FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) i)",
+									   nsp),
+							  1, &type, &arg, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "apikey worker: could not look up the tracked keys");
+	missing = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			missing[m++] = DatumGetInt64(d);
+	}
+	apikey_tracker_forget_keys(MyDatabaseId, relid, missing, m);
+}
+
+/*
  * flush_usage: the usage counted since the last flush, into <nsp>.usage:
  * in place into the rows that exist, then the first row of each newly
  * used key by INSERT (of a key that still exists), FLUSH_BATCH keys per
@@ -496,6 +541,7 @@ flush(void)
 		 * empties, and one transaction must not run forever.
 		 */
 		flush_usage(nsp, keys);
+		reclaim_missing(nsp, keys);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			CHECK_FOR_INTERRUPTS();

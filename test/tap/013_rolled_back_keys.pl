@@ -1,0 +1,80 @@
+# 013_rolled_back_keys.pl: keys that never were cannot crowd shared memory.
+# A manager creates 80 limited keys (1 per 1000 years), verifies each once
+# and rolls back: no key and no audit row remain, but 80 tracker entries
+# with spent buckets did, never recycled (a spent bucket is never idle),
+# and another tenant's limited keys were then refused for want of room.
+# The worker now removes the entries of spent buckets whose key does not
+# exist, so the other tenant's keys all get full buckets.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('rolledback');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'apikey'
+apikey.max_tracked_keys = 100
+apikey.flush_interval = 100
+});
+$node->start;
+$node->safe_psql('postgres', q{
+CREATE EXTENSION apikey;
+CREATE ROLE mallory LOGIN IN ROLE apikey_manager;
+CREATE ROLE alice LOGIN IN ROLE apikey_manager;
+GRANT CREATE ON SCHEMA public TO alice;
+});
+sub as
+{
+	my ($role, $sql) = @_;
+	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
+}
+
+is(as('mallory', q{
+BEGIN;
+CREATE TEMP TABLE ghosts AS
+	SELECT c.key FROM generate_series(1, 80) g,
+		   apikey.apikey_create('ghost ' || g, '{}', rate_limit => 1, rate_window => '1000 years') c;
+SELECT count(*) FILTER (WHERE (apikey.apikey_verify(key)).valid) FROM ghosts;
+ROLLBACK;
+}), '80', 'mallory verifies 80 limited keys in a transaction, then rolls it back');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.keys"), '0', 'no key is left');
+is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit"), '0', 'no audit row is left');
+
+# the worker flushes while something happens: alice's key, over and over
+my $tick = as('alice', "SELECT key FROM apikey.apikey_create('tick', '{}')");
+my $left = '';
+for my $i (1 .. 300)
+{
+	as('alice', "SELECT apikey.apikey_verify('$tick')");
+	$left = $node->safe_psql('postgres', "SELECT count(*) FROM apikey.key_stats() WHERE rate_limit = 1");
+	last if $left eq '0';
+	usleep(50_000);
+}
+is($left, '0', 'the 80 entries of keys that never were are reclaimed');
+
+# alice's 90 limited keys (more than the 20 that fit beside mallory's
+# ghosts) all get a full bucket
+as('alice', "CREATE TABLE public.mine AS SELECT c.key FROM generate_series(1, 90) g,
+	apikey.apikey_create('mine ' || g, '{}', rate_limit => 2, rate_window => '1 hour') c");
+is(as('alice', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify(key)).valid) FROM public.mine"), '90',
+	"every one of alice's 90 limited keys verifies");
+is(as('alice', "SELECT count(*) FILTER (WHERE (apikey.apikey_verify(key)).valid) FROM public.mine"), '90',
+	'and again: each had a full bucket of 2');
+
+# an existing key's spent bucket is kept: it is no ghost
+my $real = as('alice', "SELECT key FROM apikey.apikey_create('real', '{}', rate_limit => 1, rate_window => '1000 years')");
+is(as('alice', "SELECT (apikey.apikey_verify('$real')).code || ' ' || (apikey.apikey_verify('$real')).code"),
+	'VALID RATE_LIMITED', 'a real key spends its one token');
+for my $i (1 .. 30)
+{
+	as('alice', "SELECT apikey.apikey_verify('$tick')");
+	usleep(50_000);
+}
+is(as('alice', "SELECT (apikey.apikey_verify('$real')).code"), 'RATE_LIMITED',
+	'after many flushes its spent bucket is still spent (not reclaimed)');
+
+$node->stop;
+done_testing();

@@ -32,6 +32,8 @@ typedef struct ApikeyLogEntry
 {
 	TimestampTz at;
 	Oid			dbid;
+	uint8		tenant;			/* 0: no key; else 1 + the key owner's hash % 255
+								 * (in what was padding: 1.1's layout holds) */
 	int64		key_id;			/* 0: no key identified */
 	uint8		code;			/* ApikeyCode */
 	bool		has_client;
@@ -93,7 +95,7 @@ extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 /* tracker_log.c */
 extern void apikey_tracker_log_init(void);
 extern void apikey_tracker_record(ApikeyCode code, int64 key_id,
-								  const inet *client);
+								  const char *owner_role, const inet *client);
 extern int	apikey_tracker_take_log(ApikeyLogEntry *out, int max);
 
 #endif							/* APIKEY_TRACKER_H */

@@ -95,6 +95,7 @@ typedef struct TrackerShared
 	char		pad2[PG_CACHE_LINE_SIZE];
 	int			head;			/* queue: oldest slot */
 	int			count;
+	int			tenant_count[256];	/* queued entries by ApikeyLogEntry.tenant */
 	ApikeyLogEntry slots[FLEXIBLE_ARRAY_MEMBER];
 } TrackerShared;
 

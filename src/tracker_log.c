@@ -7,10 +7,18 @@
  *	  by the queue lock (tracker_int.h); a verification never waits for
  *	  the worker: a full queue drops the outcome and counts it.
  *
+ *	  Fair shares, so that one tenant's flood of its own failures cannot
+ *	  push another's out of the log: outcomes that name no key (MALFORMED,
+ *	  NOT_FOUND: anyone can make them, for free) fill at most half the
+ *	  queue; and once the queue is half full, the outcomes of one key owner
+ *	  (owner_role; owners are hashed into 255 groups) may hold at most a
+ *	  quarter of it.  A single busy tenant still gets half the queue.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -51,6 +59,20 @@ apikey_tracker_log_init(void)
 							 NULL);
 }
 
+/* admitted: whether entry gets a slot (queue lock held; see the header) */
+static bool
+admitted(const ApikeyLogEntry *entry)
+{
+	int			count = tracker_shared->count;
+
+	if (count >= apikey_queue_size)
+		return false;
+	if (entry->key_id == 0 || entry->tenant == 0)
+		return count < apikey_queue_size / 2;
+	return count < apikey_queue_size / 2 ||
+		tracker_shared->tenant_count[entry->tenant] < apikey_queue_size / 4;
+}
+
 /*
  * count: count one verification outcome, and queue it for the log (entry
  * != NULL).
@@ -62,16 +84,11 @@ count(ApikeyCode code, const ApikeyLogEntry *entry)
 	if (entry == NULL)
 		return;
 	LWLockAcquire(tracker_queue_lock(), LW_EXCLUSIVE);
-
-	/*
-	 * Outcomes that name no key (MALFORMED, NOT_FOUND: anyone can make
-	 * them, for free) fill at most half the queue, so a flood of them
-	 * cannot push out the failures of real keys.
-	 */
-	if (tracker_shared->count < (entry->key_id == 0 ? apikey_queue_size / 2 : apikey_queue_size))
+	if (admitted(entry))
 	{
 		tracker_shared->slots[(tracker_shared->head + tracker_shared->count) % apikey_queue_size] = *entry;
 		tracker_shared->count++;
+		tracker_shared->tenant_count[entry->tenant]++;
 		entry = NULL;
 	}
 	LWLockRelease(tracker_queue_lock());
@@ -82,12 +99,14 @@ count(ApikeyCode code, const ApikeyLogEntry *entry)
 
 /*
  * apikey_tracker_record: count the outcome of one verification of key
- * key_id (0: none identified) from client (NULL: not given), and queue it
- * for the log as apikey.log_verifications says.  Without shared memory
+ * key_id (0: none identified) owned by owner_role (NULL: none) from client
+ * (NULL: not given), and queue it for the log as apikey.log_verifications
+ * says.  Without shared memory
  * nothing is recorded, and the first call in a backend says so.
  */
 void
-apikey_tracker_record(ApikeyCode code, int64 key_id, const inet *client)
+apikey_tracker_record(ApikeyCode code, int64 key_id, const char *owner_role,
+					  const inet *client)
 {
 	static bool warned = false;
 	ApikeyLogEntry entry;
@@ -115,6 +134,8 @@ apikey_tracker_record(ApikeyCode code, int64 key_id, const inet *client)
 	entry.at = GetCurrentTimestamp();
 	entry.dbid = MyDatabaseId;
 	entry.key_id = key_id;
+	if (key_id != 0 && owner_role != NULL)
+		entry.tenant = 1 + hash_bytes((const unsigned char *) owner_role, strlen(owner_role)) % 255;
 	entry.code = (uint8) code;
 	if (client != NULL)
 	{
@@ -142,7 +163,10 @@ apikey_tracker_take_log(ApikeyLogEntry *out, int max)
 	LWLockAcquire(tracker_queue_lock(), LW_EXCLUSIVE);
 	n = Min(max, tracker_shared->count);
 	for (i = 0; i < n; i++)
+	{
 		out[i] = tracker_shared->slots[(tracker_shared->head + i) % apikey_queue_size];
+		tracker_shared->tenant_count[out[i].tenant]--;
+	}
 	tracker_shared->head = (tracker_shared->head + n) % apikey_queue_size;
 	tracker_shared->count -= n;
 	LWLockRelease(tracker_queue_lock());

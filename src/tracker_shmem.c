@@ -105,6 +105,7 @@ tracker_shmem_startup(void)
 		pg_atomic_init_u32(&shared->dirty, 0);
 		shared->head = 0;
 		shared->count = 0;
+		memset(shared->tenant_count, 0, sizeof(shared->tenant_count));
 	}
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(TrackerKey);

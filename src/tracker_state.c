@@ -276,7 +276,10 @@ tracker_state_load(TrackerShared *shared, HTAB *keys, int max_keys, int queue_si
 		if (fread(&le, sizeof(le), 1, f) != 1)
 			goto done;
 		if (shared->count < queue_size)
+		{
+			shared->tenant_count[le.tenant]++;
 			shared->slots[shared->count++] = le;
+		}
 		else
 			pg_atomic_fetch_add_u64(&shared->dropped, 1);
 	}

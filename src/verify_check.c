@@ -147,7 +147,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	if (len > KF_KEY_MAX_LEN || kf_parse(key, len, NULL) != KF_OK)
 	{
 		result->code = APIKEY_MALFORMED;
-		apikey_tracker_record(result->code, 0, client_of(req));
+		apikey_tracker_record(result->code, 0, NULL, client_of(req));
 		return;
 	}
 
@@ -194,6 +194,7 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	}
 	apikey_tracker_record(result->code,
 						  result->has_identity ? result->key.key_id : 0,
+						  result->has_identity ? NameStr(*DatumGetName(result->key.owner_role)) : NULL,
 						  client_of(req));
 }
 

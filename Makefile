@@ -35,7 +35,7 @@ SHLIB_LINK = -lcrypto
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC = "apikey - API keys for PostgreSQL"
 
-REGRESS = create verify scopes rotate errors postgrest limits
+REGRESS = create verify scopes rotate errors postgrest limits preload
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
 ISOLATION = rotate rotate_foreign cache
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso

@@ -144,12 +144,6 @@ if [ -z "$NO_UNIT" ]; then
 	run_tap libfuzzer bash test/unit/fuzz-run.sh
 fi
 
-echo "== starting a throwaway cluster"
-# everything logged, statement texts (the callers' SQL) not: leak_scan.sh
-# reads this log at the end
-cluster_start "log_min_messages = debug5" "log_error_verbosity = verbose" \
-	"log_min_error_statement = panic" || { echo "0 passed, 1 failed"; exit 1; }
-
 # count_regress NAME LOG STATUS: pg_regress ends with "All N tests passed."
 # or "M of N tests failed."
 count_regress() {
@@ -182,6 +176,30 @@ run_regress() {
 	count_regress "$name" "$log" $st
 	[ -s "$diffs" ] && { echo "--- $diffs"; head -n 80 "$diffs"; }
 }
+
+# everything logged, statement texts (the callers' SQL) not: leak_scan.sh
+# reads the logs at the end
+LOG_CONF=("log_min_messages = debug5" "log_error_verbosity = verbose"
+	"log_min_error_statement = panic")
+
+# pg_regress and the isolation tester also against a server with apikey
+# preloaded, as production runs it and packagers run make installcheck:
+# the same expected files, but for sql/preload.sql's two (one per kind of
+# server).  Its server log and outputs are kept for the leak scan.
+echo "== starting a throwaway cluster with apikey preloaded"
+if cluster_start "shared_preload_libraries = 'apikey'" "${LOG_CONF[@]}"; then
+	run_regress pg_regress_preload regression.diffs ISOLATION=
+	run_regress isolation_preload test/isolation/output_iso/regression.diffs REGRESS=
+	cp "$CLUSTER_LOG" "$LOGDIR/preload_server.log"
+	cat results/*.out test/isolation/output_iso/results/*.out >"$LOGDIR/preload_results.log" 2>/dev/null
+	cluster_stop
+else
+	echo "== cluster with apikey preloaded: could not start"
+	FAILED=$((FAILED + 1))
+fi
+
+echo "== starting a throwaway cluster"
+cluster_start "${LOG_CONF[@]}" || { echo "0 passed, 1 failed"; exit 1; }
 
 run_regress pg_regress regression.diffs ISOLATION=
 run_regress isolation test/isolation/output_iso/regression.diffs REGRESS=

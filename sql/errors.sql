@@ -1,5 +1,11 @@
 \set VERBOSITY terse
 SET client_min_messages = warning;
+-- without shared_preload_libraries a backend's first verification warns
+-- that nothing is tracked (sql/preload.sql tests that): take it here,
+-- unshown, so this file's output is the same with and without preload
+SET client_min_messages = error;
+SELECT v.code AS first_verification FROM apikey.apikey_verify('') v;
+SET client_min_messages = warning;
 --
 -- Errors: every argument check of apikey_create with its message and
 -- SQLSTATE, the table's CHECK constraints, and no message ever echoes a key.
@@ -173,7 +179,8 @@ SELECT * FROM apikey.apikey_create('x', '{}', meta => 'true');
 \echo :LAST_ERROR_SQLSTATE
 
 --
--- rate limits: both or neither, positive, and only with shared memory
+-- rate limits: both or neither, positive (and only with shared memory:
+-- sql/preload.sql, whose output depends on shared_preload_libraries)
 --
 SELECT * FROM apikey.apikey_create('x', '{}', rate_limit => 10);
 \echo :LAST_ERROR_SQLSTATE
@@ -186,8 +193,6 @@ SELECT * FROM apikey.apikey_create('x', '{}', rate_limit => -1, rate_window => '
 SELECT * FROM apikey.apikey_create('x', '{}', rate_limit => 10, rate_window => '0');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM apikey.apikey_create('x', '{}', rate_limit => 10, rate_window => '-1 minute');
-\echo :LAST_ERROR_SQLSTATE
-SELECT * FROM apikey.apikey_create('x', '{}', rate_limit => 10, rate_window => '1 minute');
 \echo :LAST_ERROR_SQLSTATE
 
 --
@@ -246,8 +251,7 @@ UPDATE apikey.keys SET rate_limit = 10 WHERE id = :id;
 UPDATE apikey.keys SET rate_window = '1 minute' WHERE id = :id;
 UPDATE apikey.keys SET rate_limit = 0, rate_window = '1 minute' WHERE id = :id;
 UPDATE apikey.keys SET rate_limit = 10, rate_window = '0' WHERE id = :id;
--- a valid limit set by UPDATE is refused like one given to apikey_create
-UPDATE apikey.keys SET rate_limit = 10, rate_window = '1 minute' WHERE id = :id;
+-- (a valid limit set by UPDATE: sql/preload.sql)
 -- a name of only whitespace (not just spaces)
 UPDATE apikey.keys SET name = E'\t\n ' WHERE id = :id;
 -- create and rotate write as the table owner, whom column privileges do not

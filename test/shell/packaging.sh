@@ -3,7 +3,8 @@
 # META.json, the Makefile reads the control file), every install and update
 # script installed by PGXS's DATA, a LICENSE, META.json valid, and the
 # shared library exporting exactly what PostgreSQL calls: every C symbol
-# the SQL scripts name, and none of the pure-C modules' internals.
+# the SQL scripts name, and none of the pure-C modules' internals; and the
+# PGXS test targets (installcheck without prove, prove_installcheck).
 # TAP output; needs a built tree (scripts/test.sh builds first).
 set -u
 REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -75,4 +76,19 @@ print(" ".join(sorted({" ".join(sorted((a, b))) for a in edges for b in edges[a]
 ok "$(ls src/*.o | wc -l | awk '{print ($1 > 20) ? "built" : $1}')" "built" "the objects are there to read the call graph from"
 ok "$cycles" "" "no call cycles between the C files"
 ok "$(grep -lE '^#(el)?if.*PG_VERSION_NUM' src/*.c src/*.h | tr '\n' ' ')" "src/compat.h " "PG_VERSION_NUM conditions are in src/compat.h only"
+
+# the PGXS test targets: make installcheck runs pg_regress and the isolation
+# tester, never prove (it works as any user, root too, against the server
+# PGHOST names); make prove_installcheck runs the TAP suites with their
+# helper module on prove's path, 009_cross_major.pl only given its directory
+ic=$(env -u APIKEY_XMAJOR_DIR make -s -n installcheck 2>/dev/null)
+ok "$(echo "$ic" | grep -c '/pg_regress .*--load-extension=apikey'),$(echo "$ic" | grep -c '/pg_isolation_regress '),$(echo "$ic" | grep -c 'prove ')" \
+	"1,1,0" "make installcheck runs pg_regress and the isolation tester, not the TAP suites"
+pi=$(env -u APIKEY_XMAJOR_DIR make -s -n prove_installcheck 2>/dev/null)
+ok "$(echo "$pi" | grep -o 'test/tap/[0-9][^ ]*\.pl' | tr '\n' ' ')" "$(ls test/tap/[0-9]*.pl | grep -v 009_cross_major | tr '\n' ' ')" \
+	"make prove_installcheck runs every TAP suite but 009_cross_major.pl"
+ok "$(echo "$pi" | grep -c -- ' -I test/tap ')" "1" "with test/tap (ApikeyTap.pm) on prove's path"
+pi=$(make -s -n prove_installcheck APIKEY_XMAJOR_DIR=/nonexistent 2>/dev/null)
+ok "$(echo "$pi" | grep -o 'test/tap/[0-9][^ ]*\.pl' | tr '\n' ' ')" "$(ls test/tap/[0-9]*.pl | tr '\n' ' ')" \
+	"and every one, 009_cross_major.pl too, given APIKEY_XMAJOR_DIR"
 tap_done

@@ -49,6 +49,7 @@ root_packages() {
 
 ensure_root() {
 	local major=$1 suite mirror root stamp want
+	mkdir -p "$ROOTS"
 	suite=$(suite_for "$major")
 	root="$ROOTS/pg$major-$suite"
 	stamp="$root/.apikey-root"
@@ -118,6 +119,9 @@ run_in_root() {
 	local major=$1 root st
 	shift
 	root=$(ensure_root "$major")
+	# one run at a time per root (its /src/apikey is shared)
+	exec 9>"$ROOTS/pg$major.lock"
+	flock 9
 	# a fresh copy of the work tree (tracked and untracked files, no build
 	# output), so the root builds exactly this source
 	rm -rf "$root/src/apikey"

@@ -48,6 +48,7 @@
 #include "access/tableam.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
@@ -292,6 +293,16 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, NoLock);
 	table_close(rel, NoLock);
+
+	/*
+	 * Make the overwrites durable now.  Readers see an in-place write at
+	 * once, but a transaction without an xid does not flush the WAL at
+	 * commit, so a crash shortly after could lose counts someone had
+	 * already read (usage going backwards).  Sequences get the same
+	 * guarantee by taking an xid; flushing here also closes the window
+	 * until the commit.
+	 */
+	XLogFlush(XactLastRecEnd);
 }
 
 /*

@@ -37,3 +37,83 @@ DELETE FROM pg_catalog.pg_statistic
 			SELECT attnum FROM pg_catalog.pg_attribute
 			 WHERE attrelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
 			   AND attname OPERATOR(pg_catalog.=) ANY (ARRAY['secret_hash', 'grace_secret_hash']::pg_catalog.name[]))));
+
+/*
+ * Owners.  apikey.current_owner() is an identity row-level security
+ * trusts, so no tenant may give its keys another's owner: a manager sets
+ * a key's owner (at creation or by UPDATE) only to NULL or to an owner
+ * registered to it here (managed_by = its current_user).  Only
+ * apikey_admin registers owners and sets any owner.
+ */
+CREATE TABLE apikey.owners (
+	owner			text PRIMARY KEY
+		CONSTRAINT owners_owner_check
+		CHECK (pg_catalog.char_length(owner) BETWEEN 1 AND 256),
+	managed_by		name,
+	meta			jsonb NOT NULL DEFAULT '{}'::jsonb
+		CONSTRAINT owners_meta_check
+		CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'),
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE apikey.owners IS
+	'owners (customers, tenants) of keys and the manager role each is registered to: a manager gives its keys only its own owners';
+COMMENT ON COLUMN apikey.owners.owner IS 'the owner id, as in apikey.keys.owner';
+COMMENT ON COLUMN apikey.owners.managed_by IS 'the manager role that may give its keys this owner; NULL: only administrators';
+COMMENT ON COLUMN apikey.owners.meta IS 'free-form, for the application';
+COMMENT ON COLUMN apikey.owners.created_at IS 'when the owner was registered';
+ALTER TABLE apikey.owners ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owners_admin ON apikey.owners TO apikey_admin
+	USING (true) WITH CHECK (true);
+CREATE POLICY owners_manager ON apikey.owners FOR SELECT TO apikey_manager
+	USING (managed_by OPERATOR(pg_catalog.=) CURRENT_USER);
+COMMENT ON POLICY owners_admin ON apikey.owners IS 'admins register, change and remove every owner';
+COMMENT ON POLICY owners_manager ON apikey.owners IS 'managers see the owners registered to them';
+REVOKE ALL ON apikey.owners FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON apikey.owners TO apikey_admin;
+GRANT SELECT ON apikey.owners TO apikey_manager;
+SELECT pg_catalog.pg_extension_config_dump('apikey.owners', '');
+
+CREATE FUNCTION apikey.owner_guard()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_owner_guard'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.owner_guard() IS
+	'trigger: a key''s owner set by anyone but an administrator must be NULL or registered to the acting role in apikey.owners';
+REVOKE ALL ON FUNCTION apikey.owner_guard() FROM PUBLIC;
+CREATE TRIGGER keys_owner_guard
+	BEFORE INSERT OR UPDATE OF owner ON apikey.keys
+	FOR EACH ROW
+	WHEN (NEW.owner IS NOT NULL)
+	EXECUTE FUNCTION apikey.owner_guard();
+COMMENT ON TRIGGER keys_owner_guard ON apikey.keys IS
+	'a manager gives its keys only NULL or the owners registered to it';
+
+/*
+ * Registering the owners keys use already: an owner used by the keys of
+ * exactly one owner_role is registered to that role; one used by several
+ * roles' keys is registered to none (only administrators may then give
+ * it), and named in a WARNING so an administrator decides.
+ */
+INSERT INTO apikey.owners (owner, managed_by)
+SELECT k.owner, pg_catalog.min(k.owner_role::text)::name
+  FROM apikey.keys k
+ WHERE k.owner IS NOT NULL
+ GROUP BY k.owner
+HAVING pg_catalog.count(DISTINCT k.owner_role) OPERATOR(pg_catalog.=) 1;
+INSERT INTO apikey.owners (owner, managed_by)
+SELECT k.owner, NULL
+  FROM apikey.keys k
+ WHERE k.owner IS NOT NULL
+ GROUP BY k.owner
+HAVING pg_catalog.count(DISTINCT k.owner_role) OPERATOR(pg_catalog.>) 1;
+DO $$
+DECLARE
+	o record;
+BEGIN
+	FOR o IN SELECT owner FROM apikey.owners WHERE managed_by IS NULL ORDER BY owner LOOP
+		RAISE WARNING 'apikey: owner % is used by the keys of several roles and is registered to none of them',
+			pg_catalog.quote_literal(o.owner)
+			USING HINT = 'An apikey_admin may register it to one role: UPDATE apikey.owners SET managed_by = ... WHERE owner = ...';
+	END LOOP;
+END
+$$;

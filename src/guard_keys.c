@@ -5,7 +5,9 @@
  *	  apikey_keys_guard (BEFORE INSERT OR UPDATE) keeps what only the
  *	  extension may write out of reach; apikey_db_role_guard holds a
  *	  db_role set by UPDATE to the rule of dbrole.c; apikey_rate_limit_guard
- *	  refuses a rate limit that cannot be enforced (no shared memory).
+ *	  refuses a rate limit that cannot be enforced (no shared memory);
+ *	  apikey_owner_guard lets a manager give its keys only the owners
+ *	  registered to it (apikey.owners).
  *
  *	  Column privileges already refuse these columns to every role the
  *	  extension grants anything; this trigger also holds against roles that
@@ -22,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -38,6 +41,7 @@ APIKEY_SQL_FUNCTION(apikey_keys_guard);
 APIKEY_SQL_FUNCTION(apikey_db_role_guard);
 APIKEY_SQL_FUNCTION(apikey_refuse_rate_limit);
 APIKEY_SQL_FUNCTION(apikey_rate_limit_guard);
+APIKEY_SQL_FUNCTION(apikey_owner_guard);
 
 /* columns that only apikey_rotate changes, and those nothing changes */
 static const char *const rotate_only[] = {
@@ -165,4 +169,69 @@ Datum
 apikey_refuse_rate_limit(PG_FUNCTION_ARGS)
 {
 	return apikey_rate_limit_guard(fcinfo);
+}
+
+/*
+ * apikey_owner_guard: trigger function, BEFORE INSERT OR UPDATE OF owner
+ * ON apikey.keys WHEN (NEW.owner IS NOT NULL): the owner is an identity
+ * row-level security trusts (apikey.current_owner()), so the acting role
+ * (apikey_create's caller, or whoever runs the UPDATE) may give a key only
+ * an owner registered to it in apikey.owners; administrators and
+ * superusers any.  An UPDATE that leaves the owner as it was passes.  The
+ * owner is not quoted in the error: an application's ids may be private.
+ */
+Datum
+apikey_owner_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	newtup;
+	TupleDesc	desc;
+	int			attnum;
+	bool		isnull;
+	Datum		owner;
+	Oid			actor;
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, NAMEOID};
+	bool		registered;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		elog(ERROR, "apikey_owner_guard must be fired BEFORE ... FOR EACH ROW");
+
+	newtup = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	attnum = SPI_fnumber(desc, "owner");
+	if (attnum <= 0)
+		elog(ERROR, "apikey.keys has no column owner");
+	owner = heap_getattr(newtup, attnum, desc, &isnull);
+	if (isnull ||
+		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
+		 !changed(desc, trigdata->tg_trigtuple, newtup, "owner")))
+		return PointerGetDatum(newtup);
+
+	actor = apikey_actor_role();
+	if (apikey_is_admin(actor))
+		return PointerGetDatum(newtup);
+
+	args[0] = owner;
+	args[1] = apikey_role_name(actor);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM apikey.owners o"
+							  " WHERE o.owner OPERATOR(pg_catalog.=) $1"
+							  " AND o.managed_by OPERATOR(pg_catalog.=) $2",
+							  2, types, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read apikey.owners");
+	registered = SPI_processed > 0;
+	SPI_finish();
+	if (!registered)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the owner given is not registered to role \"%s\"",
+						GetUserNameFromId(actor, false)),
+				 errdetail("A manager gives its keys only NULL or an owner registered to it in apikey.owners (managed_by)."),
+				 errhint("An apikey_admin registers owners: INSERT INTO apikey.owners (owner, managed_by) VALUES (...).")));
+	return PointerGetDatum(newtup);
 }

@@ -97,6 +97,8 @@ $$;
 ------------------------------------------------------------------------
 -- create (5)
 ------------------------------------------------------------------------
+-- the owner a manager gives its key is registered to it (1.2)
+INSERT INTO apikey.owners (owner, managed_by) VALUES ('org-1', 'pt_aud_mgr'), ('org-2', 'pt_aud_mgr');
 SET ROLE pt_aud_mgr;
 INSERT INTO pg_temp.pt_k
 SELECT 'k1', key_id, key

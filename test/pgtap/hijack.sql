@@ -318,6 +318,8 @@ DELETE FROM evil.calls;
 ------------------------------------------------------------------------
 CREATE TEMP TABLE hj_mark ON COMMIT DROP AS SELECT COALESCE(max(id), 0) AS id FROM apikey.audit;
 
+-- the owner the manager gives its key is registered to it (1.2)
+INSERT INTO apikey.owners (owner, managed_by) VALUES ('org-e', 'pt_hj_evil'), ('pt hj mass update', 'pt_hj_evil');
 SET ROLE pt_hj_evil;
 SET search_path = evil, public, apikey, pg_catalog;
 INSERT INTO pg_temp.hj_k (label, key_id, key)

@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(354);
+SELECT plan(366);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -584,6 +584,41 @@ SELECT throws_ok('SELECT apikey.apikey_rotate(' || :pt_group_key || ')', '42501'
 	NULL, 'apikey_rotate as the group role apikey_manager is refused');
 SELECT is((SELECT count(*) FROM apikey.audit WHERE key_owner_role = 'apikey_manager'), 0::bigint,
 	'as apikey_manager itself, no audit row is visible');
+RESET ROLE;
+
+-- owners (1.2): a manager gives its keys only NULL or an owner registered
+-- to it in apikey.owners; only administrators register owners and give
+-- any owner
+INSERT INTO apikey.owners (owner, managed_by) VALUES ('pt-own-a', 'pt_priv_mgr_a'), ('pt-own-b', 'pt_priv_mgr_b');
+SET ROLE pt_priv_mgr_a;
+SELECT throws_ok($$SELECT * FROM apikey.apikey_create('pt own x', '{}', owner => 'pt-own-unregistered')$$, '42501',
+	'the owner given is not registered to role "pt_priv_mgr_a"', 'a manager cannot give its key an unregistered owner');
+SELECT throws_ok($$SELECT * FROM apikey.apikey_create('pt own x', '{}', owner => 'pt-own-b')$$, '42501', NULL,
+	'nor an owner registered to another manager');
+SELECT lives_ok($$SELECT * FROM apikey.apikey_create('pt own a', '{}', owner => 'pt-own-a')$$,
+	'but an owner registered to it');
+SELECT lives_ok($$SELECT * FROM apikey.apikey_create('pt own none', '{}')$$, 'and no owner at all');
+SELECT throws_ok($$UPDATE apikey.keys SET owner = 'pt-own-b' WHERE name = 'pt own a'$$, '42501', NULL,
+	'an UPDATE cannot give a key another manager''s owner');
+SELECT throws_ok($$UPDATE apikey.keys SET owner = 'pt-own-new' WHERE name = 'pt own none'$$, '42501', NULL,
+	'nor an unregistered one');
+SELECT lives_ok($$UPDATE apikey.keys SET owner = NULL WHERE name = 'pt own a'$$, 'it can clear an owner');
+SELECT throws_ok($$INSERT INTO apikey.owners (owner, managed_by) VALUES ('pt-own-mine', 'pt_priv_mgr_a')$$, '42501', NULL,
+	'a manager cannot register an owner');
+SELECT is(ARRAY(SELECT owner FROM apikey.owners ORDER BY 1), ARRAY['pt-own-a'], 'a manager sees only the owners registered to it');
+RESET ROLE;
+SET ROLE pt_priv_admin;
+SELECT lives_ok($$SELECT * FROM apikey.apikey_create('pt own admin', '{}', owner => 'pt-own-anything')$$,
+	'an administrator gives any owner');
+SELECT lives_ok($$INSERT INTO apikey.owners (owner, managed_by) VALUES ('pt-own-later', 'pt_priv_mgr_a')$$,
+	'and registers owners');
+RESET ROLE;
+-- a key an administrator gave an unregistered owner: the manager owning it
+-- may still change its other columns
+UPDATE apikey.keys SET owner = 'pt-own-unregistered', owner_role = 'pt_priv_mgr_a' WHERE name = 'pt own admin';
+SET ROLE pt_priv_mgr_a;
+SELECT lives_ok($$UPDATE apikey.keys SET meta = '{"x": 1}', owner = 'pt-own-unregistered' WHERE name = 'pt own admin'$$,
+	'an UPDATE that leaves an unregistered owner as it was passes');
 RESET ROLE;
 
 -- no statistics of a hash, for pg_read_all_data or anyone: ANALYZE keeps

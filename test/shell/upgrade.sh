@@ -43,7 +43,10 @@ INSERT INTO public.raw SELECT 'gone', key_id, key FROM apikey.apikey_create('del
 DELETE FROM apikey.keys WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'gone');
 SET ROLE upgrade_mgr;
 CREATE TEMP TABLE mk AS SELECT key_id, key FROM apikey.apikey_create('manager key', '{jobs:read}');
+SELECT count(*) FROM apikey.apikey_create('manager shared', '{}', owner => 'org-shared');
+SELECT count(*) FROM apikey.apikey_create('manager own', '{}', owner => 'org-mgr');
 RESET ROLE;
+SELECT count(*) FROM apikey.apikey_create('admin shared', '{}', owner => 'org-shared');
 INSERT INTO public.raw SELECT 'mgr', key_id, key FROM mk;
 SQL
 }
@@ -92,8 +95,13 @@ ok "$(q $old -c "SELECT count(*) FROM public.raw r, apikey.apikey_create('after'
 # the next step, 1.1 to 1.2
 keys11=$(q $old -c "SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k")
 audit11=$(q $old -c "$audit")
-q $old -c "ALTER EXTENSION apikey UPDATE TO '1.2'"
+q $old -c "ALTER EXTENSION apikey UPDATE TO '1.2'" 2>"$work/update12.err"
 ok "$?" "0" "ALTER EXTENSION apikey UPDATE TO '1.2' succeeds"
+ok "$(q $old -c "SELECT string_agg(owner || '=' || coalesce(managed_by::text, '-'), ',' ORDER BY owner) FROM apikey.owners")" \
+	"org-1=$(q $old -c "SELECT current_user"),org-mgr=upgrade_mgr,org-shared=-" \
+	"1.2 registers each owner to the one role whose keys use it, and one used by several roles to none"
+ok "$(grep -c "WARNING:  apikey: owner 'org-shared' is used by the keys of several roles" "$work/update12.err")" "1" \
+	"and names that one in a WARNING"
 ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.2" "the extension is at 1.2"
 ok "$(q $old -c "$codes")" "$before_codes" "after the second update every key verifies exactly as before"
 ok "$(q $old -c "SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k")" "$keys11" \

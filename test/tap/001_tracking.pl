@@ -142,11 +142,18 @@ usleep(600_000);
 is($node->safe_psql('postgres', "SELECT count(*) FROM apikey.audit"), $before, 'log_verifications = off logs nothing');
 $node->safe_psql('postgres', "ALTER SYSTEM RESET apikey.log_verifications; SELECT pg_reload_conf()");
 
-# 6. usage writes never wait on a key's row lock, nor block an admin's change
+# 6. usage writes never wait on a key's row lock, nor block an admin's change.
+# The count so far: 1 + 900 (2) + 4 + 1 (2b) + 2 + 3 (2e) + 1 (3) + 1 (5) =
+# 913, all written by now (section 5 waited for its audit row, which the
+# worker writes in the same flush as the use, or a later one).  The use made
+# here must take it to 914: waiting for 913 would pass before the worker
+# wrote it (and fail when the worker happened to be quicker than the poll).
+is($node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id"), '913',
+	'every use so far is written, each once');
 my $locker = $node->background_psql('postgres');
 $locker->query_safe("BEGIN; UPDATE apikey.keys SET name = 'usage locked' WHERE id = $id");
 $node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k')");
-is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '913'), '913',
+is(wait_for($node, "SELECT use_count FROM apikey.usage WHERE key_id = $id", '914'), '914',
 	'usage is written while an admin holds the key row locked');
 $locker->query_safe("COMMIT");
 $locker->quit;

@@ -4,16 +4,19 @@ use strict;
 use warnings;
 use Exporter 'import';
 use IPC::Run;
+use PostgreSQL::Test::Utils ();
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(wait_for concurrently create_burst);
 
-# wait_for(node, sql, want[, seconds]): poll sql until it returns want
-# (10 s at most); returns the last value seen
+# wait_for(node, sql, want[, seconds]): poll sql until it returns want;
+# returns the last value seen.  The deadline is only for a test that fails:
+# by default PostgreSQL's own (PG_TEST_TIMEOUT_DEFAULT, 180 s), since a
+# loaded machine may be slow to get there.
 sub wait_for
 {
 	my ($node, $sql, $want, $seconds) = @_;
-	my $deadline = time + ($seconds // 10);
+	my $deadline = time + ($seconds // $PostgreSQL::Test::Utils::timeout_default);
 	my $got;
 	while (time < $deadline)
 	{

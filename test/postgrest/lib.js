@@ -50,6 +50,22 @@ function sql(text, values = []) {
 	return admin.query(text, values);
 }
 
+/*
+ * waitUntil(query, values): poll query (one row, one boolean column) until
+ * it is true; the deadline (60 s) is only for a test that fails.
+ */
+async function waitUntil(query, values = [], ms = 60000) {
+	const deadline = Date.now() + ms;
+	for (;;) {
+		const { rows } = await sql(query, values);
+		if (rows.length === 1 && Object.values(rows[0])[0] === true)
+			return;
+		if (Date.now() > deadline)
+			throw new Error(`timed out waiting for: ${query}`);
+		await new Promise((r) => setTimeout(r, 50));
+	}
+}
+
 /* test fixtures in the API schema, callable by the request roles */
 const FIXTURES = `
 CREATE OR REPLACE FUNCTION api.probe() RETURNS json LANGUAGE sql STABLE AS $$
@@ -174,15 +190,16 @@ async function configure(settings = {}) {
 	const want = Object.entries(all);
 	const probe = new pg.Client(TARGETS[0].config);
 	await probe.connect();
+	const deadline = Date.now() + 60000;	/* only for a test that fails */
 	try {
-		for (let i = 0; ; i++) {
+		for (;;) {
 			/* an error: pgbouncer handed out a terminated server connection */
 			const rows = await probe.query(
 				`SELECT ${want.map((_, j) => `current_setting($${j + 1}, true) AS s${j}`).join(', ')}`,
 				want.map(([n]) => n)).then((r) => r.rows, () => null);
 			if (rows && want.every(([, v], j) => rows[0][`s${j}`] === v))
 				break;
-			if (i === 50)
+			if (Date.now() > deadline)
 				throw new Error('pgbouncer still serves connections with the old settings');
 			await new Promise((r) => setTimeout(r, 50));
 		}
@@ -242,6 +259,6 @@ function signJwt(claims, secret = JWT_SECRET) {
 }
 
 module.exports = {
-	TARGETS, JWT_SECRET, sql, setup, newKey, client, configure, rpc, json,
+	TARGETS, JWT_SECRET, sql, waitUntil, setup, newKey, client, configure, rpc, json,
 	assertNoSecret, assertRefused, signJwt,
 };

@@ -58,19 +58,21 @@ create_burst($node);
 my $load = IPC::Run::start(
 	[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', "SELECT public.burst('$k', 60)" ],
 	'>', \$out, '2>', \$err);
-my $pid;
-for (1 .. 50)
-{
-	$pid = $node->safe_psql('postgres', "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT public.burst%' AND pid <> pg_backend_pid()");
-	last if $pid;
-	usleep(100_000);
-}
+my $burst_pid = "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT public.burst%' AND pid <> pg_backend_pid()";
+$node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($burst_pid) b");
+my $pid = $node->safe_psql('postgres', $burst_pid);
 ok($pid, 'a backend verifies in a loop');
-usleep(1_500_000);	# some flushes happen meanwhile
-my $mid = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
-kill 'KILL', $pid;
+# some flushes happen meanwhile
+ok($node->poll_query_until('postgres', "SELECT use_count > $used_before FROM apikey.usage WHERE key_id = $id"),
+	'the worker writes its uses while it runs');
+# a use_count read may be a flush's in-place write whose transaction is still
+# inserting the log (log_verifications = all), its WAL not yet written: the
+# worker's next commit of log rows flushes the WAL past it
+my ($mid, $last) = split /\|/, $node->safe_psql('postgres',
+	"SELECT (SELECT use_count FROM apikey.usage WHERE key_id = $id), (SELECT max(id) FROM apikey.audit)");
+$node->poll_query_until('postgres', "SELECT max(id) > $last FROM apikey.audit");
+ok(kill_and_recover($node, $pid), 'the server restarts after the crash');
 $load->finish;
-ok($node->poll_query_until('postgres', 'SELECT 1', '1'), 'the server restarts after the crash');
 my $after = wait_for($node, "SELECT 1 FROM pg_stat_activity WHERE backend_type = 'apikey worker'", '1');
 ok($after eq '1', 'the worker runs again');
 my $uses = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
@@ -85,8 +87,12 @@ like($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$k')).code"), q
 
 # --- an immediate shutdown
 $node->safe_psql('postgres', "SELECT apikey.apikey_verify('$k') FROM generate_series(1, 10)");
-usleep(1_200_000);
+# a failure after them: once its log row is written (committed, so its WAL
+# flushed), the uses before it are written too
+$node->safe_psql('postgres', "SELECT apikey.apikey_verify('ak_nope_2', client_addr => '192.0.2.2')");
+wait_for($node, "SELECT count(*) FROM apikey.audit WHERE client_addr = '192.0.2.2'", '1');
 my $flushed = $node->safe_psql('postgres', "SELECT use_count FROM apikey.usage WHERE key_id = $id");
+is($flushed, $uses + 11, 'the eleven uses since the crash are written');
 $node->stop('immediate');
 $node->start;
 is($node->safe_psql('postgres', "SELECT (apikey.apikey_verify('$off')).code || ' ' || (apikey.apikey_verify('$lim2')).code"),

@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ApikeyTap;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
@@ -24,21 +25,16 @@ sub stuck
 	$holder->query_safe("BEGIN; LOCK TABLE apikey.audit IN ACCESS EXCLUSIVE MODE");
 	my $h = $node->background_psql('postgres', on_error_stop => 0);
 	$h->query_until(qr/go/, "\\echo go\n$sql;\n");
-	my $pid;
-	for (1 .. 50)
-	{
-		$pid = $node->safe_psql('postgres', "SELECT pid FROM pg_locks WHERE relation = 'apikey.audit'::regclass AND NOT granted LIMIT 1");
-		last if $pid;
-		select(undef, undef, undef, 0.1);
-	}
+	my $waiting = "SELECT pid FROM pg_locks WHERE relation = 'apikey.audit'::regclass AND NOT granted LIMIT 1";
+	$node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($waiting) w");
+	my $pid = $node->safe_psql('postgres', $waiting);
 	return ($pid, $h);	# $h: keep the session until the crash
 }
 
 sub crash
 {
 	my ($pid) = @_;
-	kill 'KILL', $pid;
-	$node->poll_query_until('postgres', 'SELECT 1', '1');
+	kill_and_recover($node, $pid);
 	$holder = $node->background_psql('postgres');
 }
 

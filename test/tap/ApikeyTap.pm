@@ -4,16 +4,19 @@ use strict;
 use warnings;
 use Exporter 'import';
 use IPC::Run;
+use PostgreSQL::Test::Utils ();
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(wait_for concurrently create_burst);
+our @EXPORT = qw(wait_for concurrently create_burst kill_and_recover);
 
-# wait_for(node, sql, want[, seconds]): poll sql until it returns want
-# (10 s at most); returns the last value seen
+# wait_for(node, sql, want[, seconds]): poll sql until it returns want;
+# returns the last value seen.  The deadline is only for a test that fails:
+# by default PostgreSQL's own (PG_TEST_TIMEOUT_DEFAULT, 180 s), since a
+# loaded machine may be slow to get there.
 sub wait_for
 {
 	my ($node, $sql, $want, $seconds) = @_;
-	my $deadline = time + ($seconds // 10);
+	my $deadline = time + ($seconds // $PostgreSQL::Test::Utils::timeout_default);
 	my $got;
 	while (time < $deadline)
 	{
@@ -22,6 +25,19 @@ sub wait_for
 		usleep(50_000);
 	}
 	return $got;
+}
+
+# kill_and_recover(node, pid): kill -9 the backend pid and wait until the
+# server has reinitialized after the crash and takes connections again.
+# Waiting for a connection alone is not enough: one made before the
+# postmaster saw the death would still get in, to a server about to crash.
+sub kill_and_recover
+{
+	my ($node, $pid) = @_;
+	my $offset = -s $node->logfile;
+	kill 'KILL', $pid;
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
+	return $node->poll_query_until('postgres', 'SELECT 1', '1');
 }
 
 # concurrently(node, n, sql): run sql in n concurrent psql sessions and

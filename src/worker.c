@@ -624,7 +624,7 @@ apikey_worker_main(Datum arg)
 				ereport(LOG,
 						(errmsg("apikey worker: flush failed, next flush in %d ms",
 								flush_interval_ms + backoff_ms),
-						 errdetail("The uses and verification outcomes this flush had collected are lost.")));
+						 errdetail("The uses this flush had not yet written and the verification outcomes it had collected are lost (rows it had already updated in place keep their counts).")));
 				/* try again next round, even if nothing new is recorded */
 				if (!stopping)
 					apikey_tracker_mark_dirty();

@@ -25,6 +25,18 @@
 #include "tracker_int.h"
 #include "values.h"
 
+/* key_of: the hash key of a key, its hash value and its partition's lock */
+static LWLock *
+key_of(Oid dbid, Oid relid, int64 key_id, TrackerKey *k, uint32 *hash)
+{
+	memset(k, 0, sizeof(*k));
+	k->dbid = dbid;
+	k->relid = relid;
+	k->key_id = key_id;
+	*hash = get_hash_value(tracker_keys, k);
+	return tracker_partition_lock(*hash);
+}
+
 /*
  * find_entry: the key's entry, created if missing, with its partition lock
  * held (in *lock: the caller releases it); NULL, with no lock held, when
@@ -38,12 +50,7 @@ find_entry(Oid dbid, Oid relid, int64 key_id, bool limited, LWLock **lock)
 	TrackerEntry *e;
 	bool		found;
 
-	memset(&k, 0, sizeof(k));
-	k.dbid = dbid;
-	k.relid = relid;
-	k.key_id = key_id;
-	hash = get_hash_value(tracker_keys, &k);
-	*lock = tracker_partition_lock(hash);
+	*lock = key_of(dbid, relid, key_id, &k, &hash);
 
 	LWLockAcquire(*lock, LW_SHARED);
 	e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
@@ -382,12 +389,7 @@ apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
 		LWLock	   *lock;
 		TrackerEntry *e;
 
-		memset(&k, 0, sizeof(k));
-		k.dbid = dbid;
-		k.relid = relid;
-		k.key_id = ids[i];
-		hash = get_hash_value(tracker_keys, &k);
-		lock = tracker_partition_lock(hash);
+		lock = key_of(dbid, relid, ids[i], &k, &hash);
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0)

@@ -17,6 +17,41 @@
  */
 
 /*
+ * Every limit written once: the CHECKs on apikey.keys that still spelled a
+ * rule out in SQL (the prefix as a regular expression, the owner's and the
+ * networks' sizes) call the C functions apikey_create uses, as the name,
+ * scopes, resources and meta CHECKs already do.
+ */
+CREATE FUNCTION apikey.prefix_valid(prefix text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_prefix_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.prefix_valid(text) IS
+	'true if a key prefix is 2 to 32 characters: a lower-case letter, then lower-case letters, digits or underscores, ending in a letter or digit (the CHECK on apikey.keys.prefix)';
+CREATE FUNCTION apikey.owner_valid(owner text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_owner_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.owner_valid(text) IS
+	'true if an owner id has at most 256 characters (the CHECK on apikey.keys.owner)';
+CREATE FUNCTION apikey.cidrs_valid(allowed_cidrs cidr[])
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_cidrs_valid'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.cidrs_valid(cidr[]) IS
+	'true if allowed_cidrs is a one-dimensional list of 1 to 64 networks without NULLs (the CHECK on apikey.keys.allowed_cidrs)';
+REVOKE ALL ON FUNCTION apikey.prefix_valid(text), apikey.owner_valid(text), apikey.cidrs_valid(cidr[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.prefix_valid(text), apikey.owner_valid(text), apikey.cidrs_valid(cidr[])
+	TO apikey_manager, apikey_admin;
+ALTER TABLE apikey.keys
+	DROP CONSTRAINT keys_prefix_check,
+	DROP CONSTRAINT keys_owner_check,
+	DROP CONSTRAINT keys_allowed_cidrs_check,
+	ADD CONSTRAINT keys_prefix_check CHECK (apikey.prefix_valid(prefix)),
+	ADD CONSTRAINT keys_owner_check CHECK (apikey.owner_valid(owner)),
+	ADD CONSTRAINT keys_allowed_cidrs_check CHECK (apikey.cidrs_valid(allowed_cidrs));
+
+/*
  * No statistics of the secret hashes.  pg_stats shows an index's
  * expression statistics to anyone who may read the index, and
  * pg_read_all_data may read every relation: after ANALYZE it saw the
@@ -48,7 +83,7 @@ DELETE FROM pg_catalog.pg_statistic
 CREATE TABLE apikey.owners (
 	owner			text PRIMARY KEY
 		CONSTRAINT owners_owner_check
-		CHECK (pg_catalog.char_length(owner) BETWEEN 1 AND 256),
+		CHECK (owner OPERATOR(pg_catalog.<>) '' AND apikey.owner_valid(owner)),
 	managed_by		name,
 	meta			jsonb NOT NULL DEFAULT '{}'::jsonb
 		CONSTRAINT owners_meta_check

@@ -210,10 +210,7 @@ apikey_create(PG_FUNCTION_ARGS)
 				 errmsg("expires_at must be in the future")));
 	prefix = PG_ARGISNULL(3) ? default_prefix : text_to_cstring(PG_GETARG_TEXT_PP(3));
 	apikey_validate_prefix(prefix);
-	if (!PG_ARGISNULL(4) &&
-		(VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(4)) > OWNER_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN ||
-		 pg_mbstrlen_with_len(VARDATA_ANY(PG_GETARG_TEXT_PP(4)),
-							  VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(4))) > OWNER_MAX_CHARS))
+	if (!PG_ARGISNULL(4) && !apikey_owner_ok(PG_GETARG_TEXT_PP(4)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("owner is too long"),

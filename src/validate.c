@@ -30,6 +30,9 @@ APIKEY_SQL_FUNCTION(apikey_scopes_valid);
 APIKEY_SQL_FUNCTION(apikey_name_valid);
 APIKEY_SQL_FUNCTION(apikey_resources_valid);
 APIKEY_SQL_FUNCTION(apikey_meta_valid);
+APIKEY_SQL_FUNCTION(apikey_prefix_valid);
+APIKEY_SQL_FUNCTION(apikey_owner_valid);
+APIKEY_SQL_FUNCTION(apikey_cidrs_valid);
 
 /*
  * array_items: the number of elements of a one-dimensional array argument,
@@ -326,6 +329,53 @@ apikey_validate_cidrs(ArrayType *cidrs)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("allowed_cidrs must not contain null elements")));
+}
+
+/*
+ * apikey_cidrs_valid(cidr[]) returns boolean: the CHECK on
+ * apikey.keys.allowed_cidrs (NULL passes: any address): what
+ * apikey_validate_cidrs accepts.
+ */
+Datum
+apikey_cidrs_valid(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	int			n;
+
+	if (ARR_NDIM(arr) != 1)
+		PG_RETURN_BOOL(false);
+	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+	PG_RETURN_BOOL(n > 0 && n <= MAX_CIDRS && !array_contains_nulls(arr));
+}
+
+/*
+ * apikey_owner_ok: an owner id of at most OWNER_MAX_CHARS characters
+ * (measured in bytes first: a huge one costs nothing to refuse).
+ */
+bool
+apikey_owner_ok(text *owner)
+{
+	return VARSIZE_ANY_EXHDR(owner) <= OWNER_MAX_CHARS * MAX_MULTIBYTE_CHAR_LEN &&
+		pg_mbstrlen_with_len(VARDATA_ANY(owner), VARSIZE_ANY_EXHDR(owner)) <= OWNER_MAX_CHARS;
+}
+
+/* apikey_owner_valid(text) returns boolean: the CHECK on apikey.keys.owner */
+Datum
+apikey_owner_valid(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(apikey_owner_ok(PG_GETARG_TEXT_PP(0)));
+}
+
+/*
+ * apikey_prefix_valid(text) returns boolean: the CHECK on
+ * apikey.keys.prefix, the key format's own rule (kf_prefix_valid).
+ */
+Datum
+apikey_prefix_valid(PG_FUNCTION_ARGS)
+{
+	text	   *prefix = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_BOOL(kf_prefix_valid(VARDATA_ANY(prefix), VARSIZE_ANY_EXHDR(prefix)));
 }
 
 /*

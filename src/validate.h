@@ -24,6 +24,7 @@ extern void apikey_validate_scopes(ArrayType *scopes);
 extern void apikey_validate_prefix(const char *prefix);
 extern void apikey_validate_resources(ArrayType *resources);
 extern void apikey_validate_cidrs(ArrayType *cidrs);
+extern bool apikey_owner_ok(text *owner);
 extern void apikey_require_tracker_for_limits(void);
 
 #endif							/* APIKEY_VALIDATE_H */

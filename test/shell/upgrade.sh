@@ -26,21 +26,8 @@ make_keys() {
 	q "$1" -c "CREATE EXTENSION apikey VERSION '1.0'" \
 		-c "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_mgr') THEN
 			CREATE ROLE upgrade_mgr IN ROLE apikey_manager; END IF; END \$\$"
+	q "$1" -f "$REPO_ROOT/test/keys_of_every_kind.sql" >/dev/null
 	q "$1" >/dev/null <<'SQL'
-CREATE TABLE public.raw (tag text PRIMARY KEY, key_id bigint, key text);
-INSERT INTO public.raw SELECT 'plain', key_id, key FROM apikey.apikey_create('plain', '{jobs:read}');
-INSERT INTO public.raw SELECT 'bound', key_id, key
-  FROM apikey.apikey_create('bound', '{jobs:*}', owner => 'org-1', resources => '{db-1}',
-                            allowed_cidrs => '{10.0.0.0/8}', meta => '{"tier": "gold"}',
-                            expires_at => now() + interval '30 days', prefix => 'dbh');
-INSERT INTO public.raw SELECT 'rot', key_id, key FROM apikey.apikey_create('rotated', '{jobs:read}');
-INSERT INTO public.raw SELECT 'rot-new', key_id, apikey.apikey_rotate(key_id, '1 day') FROM public.raw WHERE tag = 'rot';
-INSERT INTO public.raw SELECT 'off', key_id, key FROM apikey.apikey_create('disabled', '{jobs:read}');
-UPDATE apikey.keys SET enabled = false WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'off');
-INSERT INTO public.raw SELECT 'old', key_id, key FROM apikey.apikey_create('expired', '{jobs:read}');
-UPDATE apikey.keys SET expires_at = now() - interval '1 day' WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'old');
-INSERT INTO public.raw SELECT 'gone', key_id, key FROM apikey.apikey_create('deleted', '{jobs:read}');
-DELETE FROM apikey.keys WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'gone');
 SET ROLE upgrade_mgr;
 CREATE TEMP TABLE mk AS SELECT key_id, key FROM apikey.apikey_create('manager key', '{jobs:read}');
 SELECT count(*) FROM apikey.apikey_create('manager shared', '{}', owner => 'org-shared');

@@ -44,23 +44,8 @@ my $audit = "SELECT count(*) || ':' || md5(string_agg(id || action || coalesce(k
 # --- this version's database and dump
 my $src = "made_on_pg$major";
 $node->safe_psql('postgres', "CREATE DATABASE $src");
-$node->safe_psql($src, q{
-CREATE EXTENSION apikey;
-CREATE TABLE public.raw (tag text PRIMARY KEY, key_id bigint, key text);
-INSERT INTO public.raw SELECT 'plain', key_id, key FROM apikey.apikey_create('plain', '{jobs:read}');
-INSERT INTO public.raw SELECT 'bound', key_id, key
-  FROM apikey.apikey_create('bound', '{jobs:*}', owner => 'org-1', resources => '{db-1}',
-                            allowed_cidrs => '{10.0.0.0/8}', meta => '{"tier": "gold"}',
-                            expires_at => now() + interval '30 days', prefix => 'dbh');
-INSERT INTO public.raw SELECT 'rot', key_id, key FROM apikey.apikey_create('rotated', '{jobs:read}');
-INSERT INTO public.raw SELECT 'rot-new', key_id, apikey.apikey_rotate(key_id, '7 days') FROM public.raw WHERE tag = 'rot';
-INSERT INTO public.raw SELECT 'off', key_id, key FROM apikey.apikey_create('disabled', '{jobs:read}');
-UPDATE apikey.keys SET enabled = false WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'off');
-INSERT INTO public.raw SELECT 'old', key_id, key FROM apikey.apikey_create('expired', '{jobs:read}');
-UPDATE apikey.keys SET expires_at = now() - interval '1 day' WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'old');
-INSERT INTO public.raw SELECT 'gone', key_id, key FROM apikey.apikey_create('deleted', '{jobs:read}');
-DELETE FROM apikey.keys WHERE id = (SELECT key_id FROM public.raw WHERE tag = 'gone');
-});
+$node->safe_psql($src, 'CREATE EXTENSION apikey');
+$node->safe_psql($src, slurp_file('test/keys_of_every_kind.sql'));
 # usage as the worker writes it (this database is not the one
 # apikey.database names, so it is written here by hand, as 005 does)
 $node->safe_psql($src, "INSERT INTO apikey.usage SELECT key_id, '2026-06-01 12:00:00+00', 7 FROM public.raw WHERE tag = 'plain'");

@@ -9,10 +9,11 @@
  *	  counts as enough for any LOCK mode, also through a view they own), and,
  *	  to anyone but the relation's owner, every statement that locks one of
  *	  apikey's tables or indexes before PostgreSQL checks who is asking:
- *	  CREATE RULE, CREATE TRIGGER, foreign keys, a table created as a
- *	  partition or child of one (PARTITION OF, INHERITS), and ALTER TABLE
- *	  or ALTER INDEX ... ATTACH / DETACH PARTITION, INHERIT and NO INHERIT
- *	  naming one.  The statements that name one of apikey's relations as
+ *	  CREATE RULE, CREATE TRIGGER, foreign keys, a table (foreign tables
+ *	  too) created as a partition or child of one (PARTITION OF, INHERITS),
+ *	  ALTER TABLE or ALTER INDEX ... ATTACH / DETACH PARTITION, INHERIT and
+ *	  NO INHERIT naming one, and ALTER INDEX / MATERIALIZED VIEW ...
+ *	  [NO] DEPENDS ON EXTENSION.  The statements that name one of apikey's relations as
  *	  their own target (ALTER, DROP, TRUNCATE, CREATE INDEX, REINDEX,
  *	  CLUSTER, VACUUM, CREATE POLICY, ...) check ownership before they lock
  *	  (RangeVarGetRelidExtended's callbacks), and COMMENT, SECURITY LABEL,
@@ -156,7 +157,9 @@ check_statement(Node *stmt)
 	ListCell   *lc;
 
 	if (!(IsA(stmt, LockStmt) || IsA(stmt, RuleStmt) || IsA(stmt, CreateTrigStmt) ||
-		  IsA(stmt, CreateStmt) || IsA(stmt, AlterTableStmt)) || superuser())
+		  IsA(stmt, CreateStmt) || IsA(stmt, CreateForeignTableStmt) ||
+		  IsA(stmt, AlterTableStmt) || IsA(stmt, AlterObjectDependsStmt)) ||
+		superuser())
 		return;
 	nsp = apikey_extension_schema();
 	if (!OidIsValid(nsp))
@@ -183,6 +186,7 @@ check_statement(Node *stmt)
 				OidIsValid(relid = target(((CreateTrigStmt *) stmt)->constrrel, nsp)))
 				refuse("CREATE TRIGGER", relid);
 			break;
+		case T_CreateForeignTableStmt:	/* a CreateStmt underneath */
 		case T_CreateStmt:
 			/* PARTITION OF takes ACCESS EXCLUSIVE on the parent first */
 			foreach(lc, ((CreateStmt *) stmt)->inhRelations)
@@ -216,6 +220,11 @@ check_statement(Node *stmt)
 						 IsA(cmd->def, ColumnDef))
 					check_constraints(((ColumnDef *) cmd->def)->constraints, nsp);
 			}
+			break;
+		case T_AlterObjectDependsStmt:
+			/* ALTER INDEX / MATERIALIZED VIEW ... DEPENDS ON EXTENSION */
+			if (OidIsValid(relid = target(((AlterObjectDependsStmt *) stmt)->relation, nsp)))
+				refuse("DEPENDS ON EXTENSION", relid);
 			break;
 		default:
 			break;

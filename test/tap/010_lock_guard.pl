@@ -79,6 +79,15 @@ my @refused = (
 	[ '', 'CREATE TEMP TABLE g (k bigint REFERENCES apikey.keys (id))' ],
 	[ '', 'CREATE RULE r AS ON INSERT TO apikey.keys DO INSTEAD NOTHING' ],
 	[ '', 'CREATE TRIGGER t BEFORE UPDATE ON apikey.keys FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()' ],
+	# found by an independent attack: a foreign table as a partition, and
+	# DEPENDS ON EXTENSION, which locks before it checks ownership
+	[ '', 'CREATE FOREIGN TABLE public.ff PARTITION OF apikey.keys DEFAULT SERVER nosuch' ],
+	[ '', 'CREATE FOREIGN TABLE public.fi () INHERITS (apikey.usage) SERVER nosuch' ],
+	[ '', 'ALTER MATERIALIZED VIEW apikey.keys DEPENDS ON EXTENSION plpgsql' ],
+	[ '', 'ALTER INDEX apikey.keys_hash_prefix_idx DEPENDS ON EXTENSION plpgsql' ],
+	[ '', 'ALTER INDEX apikey.usage_pkey NO DEPENDS ON EXTENSION plpgsql' ],
+	[ '', 'ALTER MATERIALIZED VIEW apikey.key_status DEPENDS ON EXTENSION plpgsql' ],
+	[ '', 'ALTER MATERIALIZED VIEW apikey.keys_id_seq DEPENDS ON EXTENSION plpgsql' ],
 );
 for my $c (@refused)
 {

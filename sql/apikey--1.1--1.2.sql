@@ -52,18 +52,27 @@ ALTER TABLE apikey.keys
 	ADD CONSTRAINT keys_allowed_cidrs_check CHECK (apikey.cidrs_valid(allowed_cidrs));
 
 /*
- * No statistics of the secret hashes.  pg_stats shows an index's
- * expression statistics to anyone who may read the index, and
+ * No statistics that tell one tenant about another's keys.  pg_stats shows
+ * an index's expression statistics to anyone who may read the index, and
  * pg_read_all_data may read every relation: after ANALYZE it saw the
- * first 8 bytes of key hashes (the hash prefix index).  The table's own
- * hash columns are hidden by row-level security, but there is nothing to
- * plan with in a hash's statistics either.  ANALYZE keeps none from now
- * on, and the ones kept so far go.
+ * first 8 bytes of key hashes (the hash prefix index).  And the planner
+ * uses a column's most common values and histogram through leakproof
+ * operators even where row-level security hides the rows: a manager's
+ * EXPLAIN of "WHERE owner = 'acme'" estimated how many of another
+ * tenant's keys had that owner, and likewise for names, hints and
+ * prefixes.  ANALYZE keeps no statistics of these columns from now on
+ * (the lookups go through the hash and the owner_role indexes, which need
+ * none), and the ones kept so far go.
  */
 ALTER INDEX apikey.keys_hash_prefix_idx ALTER COLUMN 1 SET STATISTICS 0;
 ALTER INDEX apikey.keys_grace_hash_prefix_idx ALTER COLUMN 1 SET STATISTICS 0;
-ALTER TABLE apikey.keys ALTER COLUMN secret_hash SET STATISTICS 0;
-ALTER TABLE apikey.keys ALTER COLUMN grace_secret_hash SET STATISTICS 0;
+ALTER TABLE apikey.keys
+	ALTER COLUMN secret_hash SET STATISTICS 0,
+	ALTER COLUMN grace_secret_hash SET STATISTICS 0,
+	ALTER COLUMN name SET STATISTICS 0,
+	ALTER COLUMN owner SET STATISTICS 0,
+	ALTER COLUMN hint SET STATISTICS 0,
+	ALTER COLUMN prefix SET STATISTICS 0;
 DELETE FROM pg_catalog.pg_statistic
  WHERE starelid OPERATOR(pg_catalog.=) ANY (ARRAY['apikey.keys_hash_prefix_idx'::pg_catalog.regclass,
 											'apikey.keys_grace_hash_prefix_idx'::pg_catalog.regclass])
@@ -71,7 +80,8 @@ DELETE FROM pg_catalog.pg_statistic
 		AND staattnum OPERATOR(pg_catalog.=) ANY (ARRAY(
 			SELECT attnum FROM pg_catalog.pg_attribute
 			 WHERE attrelid OPERATOR(pg_catalog.=) 'apikey.keys'::pg_catalog.regclass
-			   AND attname OPERATOR(pg_catalog.=) ANY (ARRAY['secret_hash', 'grace_secret_hash']::pg_catalog.name[]))));
+			   AND attname OPERATOR(pg_catalog.=) ANY (ARRAY['secret_hash', 'grace_secret_hash', 'name',
+															 'owner', 'hint', 'prefix']::pg_catalog.name[]))));
 
 /*
  * Owners.  apikey.current_owner() is an identity row-level security
@@ -107,6 +117,7 @@ REVOKE ALL ON apikey.owners FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON apikey.owners TO apikey_admin;
 GRANT SELECT ON apikey.owners TO apikey_manager;
 SELECT pg_catalog.pg_extension_config_dump('apikey.owners', '');
+ALTER TABLE apikey.owners ALTER COLUMN owner SET STATISTICS 0, ALTER COLUMN managed_by SET STATISTICS 0;
 
 CREATE FUNCTION apikey.owner_guard()
 RETURNS trigger

@@ -83,7 +83,8 @@ extern bool apikey_tracker_take_dirty(void);
 extern void apikey_tracker_server_stats(ApikeyServerStats *s);
 
 /* tracker_keys.c */
-extern bool apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit,
+extern bool apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role,
+							   int32 rate_limit,
 							   const Interval *window, int64 *retry_us);
 extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out);
 extern int	apikey_tracker_spent_idle(Oid dbid, Oid relid, int64 **ids);

@@ -18,8 +18,15 @@
  *		the one LWLock of the "apikey_queue" tranche; only logged outcomes
  *		take it (failures, by default).
  *	  - the per-code counters, the verified-key cache's hit and miss
- *		counts, the dropped and untracked counts, the keys generation and
- *		the "dirty" flag are atomics.
+ *		counts, the dropped and untracked counts, the entries per tenant,
+ *		the keys generation and the "dirty" flag are atomics.
+ *
+ *	  Tenants: a key's owner_role, hashed into 255 groups (0: none).  Once
+ *	  the key table is half full, one group's limited keys may hold at
+ *	  most half of it (a limited key's spent bucket is never
+ *	  recycled while its key exists; keys without a limit are recycled when
+ *	  idle and get three quarters at most anyway); once the log queue is
+ *	  half full, one group may hold at most a quarter of the queue.
  *
  *-------------------------------------------------------------------------
  */
@@ -64,6 +71,8 @@ typedef struct TrackerState
 	double		tokens;
 	TimestampTz refilled_at;
 	int32		idle_flushes;	/* flushes since the last use */
+	uint8		tenant;			/* key owner's group (tracker_tenant_of), 0: none */
+	bool		limited_entry;	/* made for a limited key: counted in tenant_entries */
 } TrackerState;
 
 typedef struct TrackerEntry
@@ -92,6 +101,7 @@ typedef struct TrackerShared
 	pg_atomic_uint64 untracked; /* uses lost to a full key table */
 	pg_atomic_uint64 cache_hits;	/* verified-key cache (verify_cache.c) */
 	pg_atomic_uint64 cache_misses;
+	pg_atomic_uint32 tenant_entries[256];	/* limited keys' entries by TrackerState.tenant */
 	char		pad2[PG_CACHE_LINE_SIZE];
 	int			head;			/* queue: oldest slot */
 	int			count;
@@ -102,6 +112,7 @@ typedef struct TrackerShared
 extern TrackerShared *tracker_shared;
 extern HTAB *tracker_keys;
 
+extern uint8 tracker_tenant_of(const char *owner_role);
 extern LWLock *tracker_partition_lock(uint32 hash);
 extern LWLock *tracker_queue_lock(void);
 extern void tracker_lock_all(LWLockMode mode);

@@ -43,12 +43,15 @@ key_of(Oid dbid, Oid relid, int64 key_id, TrackerKey *k, uint32 *hash)
  * the table is full.  Entries are removed only by the worker.
  */
 static TrackerEntry *
-find_entry(Oid dbid, Oid relid, int64 key_id, bool limited, LWLock **lock)
+find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limited,
+		   LWLock **lock)
 {
 	TrackerKey	k;
 	uint32		hash;
 	TrackerEntry *e;
 	bool		found;
+	long		entries;
+	uint8		tenant;
 
 	*lock = key_of(dbid, relid, key_id, &k, &hash);
 
@@ -61,10 +64,17 @@ find_entry(Oid dbid, Oid relid, int64 key_id, bool limited, LWLock **lock)
 	/*
 	 * A full table: do not queue for the exclusive lock just to fail.  The
 	 * last quarter is kept for keys with a rate limit, which fail closed
-	 * without an entry: keys without one cannot crowd them out.
+	 * without an entry: keys without one cannot crowd them out.  And once
+	 * the table is three quarters full, one tenant's (owner role's) limited
+	 * keys may hold at most half of it: a tenant's own spent buckets, which
+	 * stay as long as their keys exist, cannot crowd out another tenant's.
 	 */
-	if (hash_get_num_entries(tracker_keys) >=
-		(limited ? apikey_max_tracked_keys : apikey_max_tracked_keys / 4 * 3))
+	entries = hash_get_num_entries(tracker_keys);
+	tenant = tracker_tenant_of(owner_role);
+	if (entries >= (limited ? apikey_max_tracked_keys : apikey_max_tracked_keys / 4 * 3) ||
+		(limited && tenant != 0 && entries >= apikey_max_tracked_keys / 2 &&
+		 pg_atomic_read_u32(&tracker_shared->tenant_entries[tenant]) >=
+		 (uint32) (apikey_max_tracked_keys / 2)))
 		return NULL;
 
 	LWLockAcquire(*lock, LW_EXCLUSIVE);
@@ -73,6 +83,10 @@ find_entry(Oid dbid, Oid relid, int64 key_id, bool limited, LWLock **lock)
 	{
 		SpinLockInit(&e->mutex);
 		memset(&e->st, 0, sizeof(e->st));
+		e->st.tenant = tenant;
+		e->st.limited_entry = limited;
+		if (limited)
+			pg_atomic_fetch_add_u32(&tracker_shared->tenant_entries[tenant], 1);
 	}
 	if (e == NULL)
 		LWLockRelease(*lock);
@@ -103,8 +117,8 @@ tracker_refill(TrackerState *st, TimestampTz now)
  * refused (retry in one refill period).
  */
 bool
-apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit, const Interval *window,
-				   int64 *retry_us)
+apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role, int32 rate_limit,
+				   const Interval *window, int64 *retry_us)
 {
 	LWLock	   *lock;
 	TrackerEntry *e;
@@ -117,7 +131,7 @@ apikey_tracker_use(Oid relid, int64 key_id, int32 rate_limit, const Interval *wi
 	bool		ok = true;
 
 	*retry_us = 0;
-	e = find_entry(MyDatabaseId, relid, key_id, limited, &lock);
+	e = find_entry(MyDatabaseId, relid, key_id, owner_role, limited, &lock);
 	if (e == NULL)
 	{
 		pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
@@ -215,7 +229,11 @@ forget_idle(Oid dbid, Oid relid)
 			 (st->rate_limit == 0 || st->tokens >= st->rate_limit));
 		SpinLockRelease(&e->mutex);
 		if (idle)
+		{
+			if (st->limited_entry)
+				pg_atomic_fetch_sub_u32(&tracker_shared->tenant_entries[st->tenant], 1);
 			hash_search(tracker_keys, &e->key, HASH_REMOVE, NULL);
+		}
 		tracker_scan_yield(LW_EXCLUSIVE, &seen);
 	}
 	tracker_unlock_all();
@@ -393,7 +411,11 @@ apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0)
+		{
+			if (e->st.limited_entry)
+				pg_atomic_fetch_sub_u32(&tracker_shared->tenant_entries[e->st.tenant], 1);
 			hash_search_with_hash_value(tracker_keys, &k, hash, HASH_REMOVE, NULL);
+		}
 		LWLockRelease(lock);
 	}
 }

@@ -18,7 +18,6 @@
  */
 #include "postgres.h"
 
-#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -135,7 +134,7 @@ apikey_tracker_record(ApikeyCode code, int64 key_id, const char *owner_role,
 	entry.dbid = MyDatabaseId;
 	entry.key_id = key_id;
 	if (key_id != 0 && owner_role != NULL)
-		entry.tenant = 1 + hash_bytes((const unsigned char *) owner_role, strlen(owner_role)) % 255;
+		entry.tenant = tracker_tenant_of(owner_role);
 	entry.code = (uint8) code;
 	if (client != NULL)
 	{

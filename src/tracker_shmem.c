@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -103,6 +104,8 @@ tracker_shmem_startup(void)
 		pg_atomic_init_u64(&shared->keys_generation, 0);
 		pg_atomic_init_u64(&shared->cache_misses, 0);
 		pg_atomic_init_u32(&shared->dirty, 0);
+		for (i = 0; i < 256; i++)
+			pg_atomic_init_u32(&shared->tenant_entries[i], 0);
 		shared->head = 0;
 		shared->count = 0;
 		memset(shared->tenant_count, 0, sizeof(shared->tenant_count));
@@ -177,6 +180,15 @@ bool
 apikey_tracker_active(void)
 {
 	return tracker_shared != NULL && tracker_keys != NULL;
+}
+
+/* tracker_tenant_of: the group of a key owner role (1..255), 0 for none */
+uint8
+tracker_tenant_of(const char *owner_role)
+{
+	if (owner_role == NULL)
+		return 0;
+	return 1 + hash_bytes((const unsigned char *) owner_role, strlen(owner_role)) % 255;
 }
 
 /* tracker_partition_lock: the lock of the partition a key hash falls in */

@@ -266,6 +266,8 @@ tracker_state_load(TrackerShared *shared, HTAB *keys, int max_keys, int queue_si
 			SpinLockInit(&e->mutex);
 			e->st = saved[i].st;
 			e->st.idle_flushes = 0;
+			if (e->st.limited_entry)
+				pg_atomic_fetch_add_u32(&shared->tenant_entries[e->st.tenant], 1);
 			if (e->st.pending_uses > 0)
 				pg_atomic_write_u32(&shared->dirty, 1);
 		}

@@ -108,7 +108,8 @@ rate_limit(const ApikeyCatalog *cat, const ApikeyKey *key, ApikeyResult *res)
 
 	if (!apikey_tracker_active())
 		return key->rate_limit_isnull;
-	if (apikey_tracker_use(cat->keys_relid, key->key_id, key->rate_limit,
+	if (apikey_tracker_use(cat->keys_relid, key->key_id,
+						   NameStr(*DatumGetName(key->owner_role)), key->rate_limit,
 						   key->rate_window_isnull ? NULL :
 						   DatumGetIntervalP(key->rate_window),
 						   &retry_us))

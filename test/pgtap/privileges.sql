@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(366);
+SELECT plan(367);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -634,8 +634,10 @@ SELECT is((SELECT count(*)::int FROM pg_catalog.pg_statistic s
 			WHERE s.starelid IN ('apikey.keys_hash_prefix_idx'::regclass, 'apikey.keys_grace_hash_prefix_idx'::regclass)
 			   OR (s.starelid = 'apikey.keys'::regclass AND s.staattnum IN (
 					SELECT attnum FROM pg_attribute WHERE attrelid = 'apikey.keys'::regclass
-					   AND attname IN ('secret_hash', 'grace_secret_hash')))), 0,
-	'ANALYZE stored no statistics of a hash at all');
+					   AND attname IN ('secret_hash', 'grace_secret_hash', 'name', 'owner', 'hint', 'prefix')))), 0,
+	'ANALYZE stored no statistics of a hash, nor of names, owners, hints or prefixes a tenant could probe with EXPLAIN');
+SELECT cmp_ok((SELECT count(*)::int FROM pg_catalog.pg_statistic s WHERE s.starelid = 'apikey.keys'::regclass), '>', 0,
+	'(ANALYZE did store statistics of the other columns)');
 
 SELECT * FROM finish();
 ROLLBACK;

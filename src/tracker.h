@@ -86,8 +86,8 @@ extern void apikey_tracker_server_stats(ApikeyServerStats *s);
 extern bool apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role,
 							   int32 rate_limit,
 							   const Interval *window, int64 *retry_us);
-extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out);
-extern int	apikey_tracker_spent_idle(Oid dbid, Oid relid, int64 **ids);
+extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
+										 int64 **spent, int *nspent);
 extern void apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n);
 extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),

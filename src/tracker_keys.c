@@ -247,18 +247,35 @@ forget_idle(Oid dbid, Oid relid)
  * the first verification of a new key.  An entry added meanwhile is
  * collected now or at the next flush.  When the table is more than half
  * full, idle entries are recycled afterwards.
+ *
+ * In the same pass, when the table is more than half full and spent is
+ * not NULL, the ids of the entries forget_idle keeps only for their
+ * bucket (unused for two flushes or more, nothing pending, a bucket not
+ * full) go into a palloc'd *spent (*nspent of them): if their key no
+ * longer exists (deleted, or never committed: created and verified in a
+ * transaction that rolled back), the bucket guards nothing, and the worker
+ * checks and calls apikey_tracker_forget_keys.
  */
 int
-apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
+apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
+							 int64 **spent, int *nspent)
 {
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
 	int			stale = 0;
 	int			n = 0;
 	int			cap = 1024;
+	int			spent_cap = 256;
 	int			seen = 0;
+	bool		want_spent = spent != NULL &&
+		hash_get_num_entries(tracker_keys) > apikey_max_tracked_keys / 2;
 
 	*out = palloc(sizeof(ApikeyUsage) * cap);
+	if (spent != NULL)
+	{
+		*spent = want_spent ? palloc(sizeof(int64) * spent_cap) : NULL;
+		*nspent = 0;
+	}
 	tracker_lock_all(LW_SHARED);
 	hash_seq_init(&seq, tracker_keys);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -285,6 +302,17 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out)
 		/* a verification resets it: flushes since the last use */
 		if (st->idle_flushes < IDLE_FLUSHES)
 			st->idle_flushes++;
+		if (want_spent && e->key.dbid == dbid && e->key.relid == relid &&
+			st->idle_flushes >= 2 && st->pending_uses == 0 &&
+			st->rate_limit > 0 && st->tokens < st->rate_limit)
+		{
+			if (*nspent == spent_cap)
+			{
+				spent_cap *= 2;
+				*spent = repalloc(*spent, sizeof(int64) * spent_cap);
+			}
+			(*spent)[(*nspent)++] = e->key.key_id;
+		}
 		SpinLockRelease(&e->mutex);
 		tracker_scan_yield(LW_SHARED, &seen);
 	}
@@ -340,54 +368,6 @@ apikey_tracker_key_stats(Oid dbid, Oid relid, void (*fn) (void *arg, const Apike
 	for (i = 0; i < n; i++)
 		fn(arg, &all[i]);
 	pfree(all);
-}
-
-/*
- * apikey_tracker_spent_idle: when the key table is more than half full,
- * the ids of database dbid's entries (of the table relid) that forget_idle
- * keeps only for their bucket: unused for two flushes or more, nothing
- * pending, a bucket not full.  If their key no longer exists (deleted, or
- * never committed: created and verified in a transaction that rolled
- * back), the bucket guards nothing; the worker checks and calls
- * apikey_tracker_forget_keys.  Returns how many, in a palloc'd *ids.
- */
-int
-apikey_tracker_spent_idle(Oid dbid, Oid relid, int64 **ids)
-{
-	HASH_SEQ_STATUS seq;
-	TrackerEntry *e;
-	int			n = 0;
-	int			cap = 256;
-	int			seen = 0;
-
-	*ids = NULL;
-	if (hash_get_num_entries(tracker_keys) <= apikey_max_tracked_keys / 2)
-		return 0;
-	*ids = palloc(sizeof(int64) * cap);
-	tracker_lock_all(LW_SHARED);
-	hash_seq_init(&seq, tracker_keys);
-	while ((e = hash_seq_search(&seq)) != NULL)
-	{
-		bool		spent;
-
-		SpinLockAcquire(&e->mutex);
-		spent = e->key.dbid == dbid && e->key.relid == relid &&
-			e->st.idle_flushes >= 2 && e->st.pending_uses == 0 &&
-			e->st.rate_limit > 0 && e->st.tokens < e->st.rate_limit;
-		SpinLockRelease(&e->mutex);
-		if (spent)
-		{
-			if (n == cap)
-			{
-				cap *= 2;
-				*ids = repalloc(*ids, sizeof(int64) * cap);
-			}
-			(*ids)[n++] = e->key.key_id;
-		}
-		tracker_scan_yield(LW_SHARED, &seen);
-	}
-	tracker_unlock_all();
-	return n;
 }
 
 /*

@@ -309,16 +309,15 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
  * reclaim_missing: remove the tracker entries kept only for a spent
  * bucket whose key no longer exists (deleted, or created and verified in
  * a transaction that rolled back), so that no one can fill shared memory
- * with keys that never were.  Only while the key table is more than half
- * full (apikey_tracker_spent_idle).  A key created in a transaction that
+ * with keys that never were.  ids are those apikey_tracker_collect_usage
+ * found kept only for a spent bucket, collected only while the key table
+ * is more than half full.  A key created in a transaction that
  * is still open after two flushes counts as missing: its bucket, spent in
  * that transaction, starts full again once it commits.
  */
 static void
-reclaim_missing(const char *nsp, Oid relid)
+reclaim_missing(const char *nsp, Oid relid, const int64 *ids, int n)
 {
-	int64	   *ids;
-	int			n = apikey_tracker_spent_idle(MyDatabaseId, relid, &ids);
 	Datum	   *elems;
 	Datum		arg;
 	Oid			type = INT8ARRAYOID;
@@ -351,16 +350,14 @@ reclaim_missing(const char *nsp, Oid relid)
 }
 
 /*
- * flush_usage: the usage counted since the last flush, into <nsp>.usage:
- * in place into the rows that exist, then the first row of each newly
- * used key by INSERT (of a key that still exists), FLUSH_BATCH keys per
- * statement, in key order.
+ * flush_usage: the usage counted since the last flush (u[0..total), from
+ * apikey_tracker_collect_usage), into <nsp>.usage: in place into the rows
+ * that exist, then the first row of each newly used key by INSERT (of a
+ * key that still exists), FLUSH_BATCH keys per statement, in key order.
  */
 static void
-flush_usage(const char *nsp, Oid relid)
+flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 {
-	ApikeyUsage *u;
-	int			total = apikey_tracker_collect_usage(MyDatabaseId, relid, &u);
 	Oid			usage_relid = get_relname_relid("usage", get_rel_namespace(relid));
 	bool	   *done;
 	int			from;
@@ -531,7 +528,7 @@ flush(void)
 		int			n;
 		uint64		discarded = 0;
 
-		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, &u);
+		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, &u, NULL, NULL);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			if ((n = apikey_tracker_take_log(q, FLUSH_BATCH)) == 0)
@@ -551,8 +548,13 @@ flush(void)
 		 * queue holds: under a steady load of logged outcomes it never
 		 * empties, and one transaction must not run forever.
 		 */
-		flush_usage(nsp, keys);
-		reclaim_missing(nsp, keys);
+		ApikeyUsage *u;
+		int64	   *spent;
+		int			nspent;
+		int			total = apikey_tracker_collect_usage(MyDatabaseId, keys, &u, &spent, &nspent);
+
+		flush_usage(nsp, keys, u, total);
+		reclaim_missing(nsp, keys, spent, nspent);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			CHECK_FOR_INTERRUPTS();

@@ -10,6 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ApikeyTap;
 use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('rolledback');
@@ -26,11 +27,7 @@ CREATE ROLE mallory LOGIN IN ROLE apikey_manager;
 CREATE ROLE alice LOGIN IN ROLE apikey_manager;
 GRANT CREATE ON SCHEMA public TO alice;
 });
-sub as
-{
-	my ($role, $sql) = @_;
-	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
-}
+sub as { return safe_psql_as($node, @_); }
 
 is(as('mallory', q{
 BEGIN;

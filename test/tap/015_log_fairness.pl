@@ -23,7 +23,7 @@ CREATE EXTENSION apikey;
 CREATE ROLE mallory LOGIN IN ROLE apikey_manager;
 CREATE ROLE alice LOGIN IN ROLE apikey_manager;
 });
-sub as { return $node->safe_psql('postgres', $_[1], extra_params => [ '-U', $_[0] ]); }
+sub as { return safe_psql_as($node, @_); }
 
 my $m1 = as('mallory', "SELECT key FROM apikey.apikey_create('m1', '{a:read}')");
 my $m2 = as('mallory', "SELECT key FROM apikey.apikey_create('m2', '{a:read}')");

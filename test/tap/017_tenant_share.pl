@@ -11,6 +11,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use ApikeyTap;
 
 my $node = PostgreSQL::Test::Cluster->new('share');
 $node->init;
@@ -25,7 +26,7 @@ CREATE ROLE mallory LOGIN IN ROLE apikey_manager;
 CREATE ROLE alice LOGIN IN ROLE apikey_manager;
 GRANT CREATE ON SCHEMA public TO mallory, alice;
 });
-sub as { return $node->safe_psql('postgres', $_[1], extra_params => [ '-U', $_[0] ]); }
+sub as { return safe_psql_as($node, @_); }
 
 as('mallory', "CREATE TABLE public.flood AS SELECT c.key FROM generate_series(1, 150) g,
 	apikey.apikey_create('flood ' || g, '{}', rate_limit => 1, rate_window => '1 day') c");

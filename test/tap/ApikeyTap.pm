@@ -7,7 +7,7 @@ use IPC::Run;
 use PostgreSQL::Test::Utils ();
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(wait_for concurrently create_burst kill_and_recover);
+our @EXPORT = qw(wait_for concurrently create_burst kill_and_recover safe_psql_as);
 
 # wait_for(node, sql, want[, seconds]): poll sql until it returns want;
 # returns the last value seen.  The deadline is only for a test that fails:
@@ -77,6 +77,14 @@ BEGIN
 	RETURN n;
 END
 $$});
+}
+
+# safe_psql_as(node, role, sql): safe_psql in database postgres, connected
+# as role (a tenant, in the multi-tenant suites)
+sub safe_psql_as
+{
+	my ($node, $role, $sql) = @_;
+	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
 }
 
 1;

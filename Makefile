@@ -20,6 +20,7 @@ OBJS = \
 	src/guard_utility.o \
 	src/heaprow.o \
 	src/identity.o \
+	src/keycache.o \
 	src/keyformat.o \
 	src/postgrest.o \
 	src/scope.o \
@@ -46,7 +47,7 @@ PGFILEDESC = "apikey - API keys for PostgreSQL"
 
 REGRESS = create verify scopes rotate errors postgrest limits preload
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
-ISOLATION = rotate rotate_foreign cache cache_snapshot
+ISOLATION = rotate rotate_foreign cache cache_snapshot cache_shared
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
 # PostgreSQL's TAP framework (test/tap/NNN_*.pl, helpers in

@@ -2,7 +2,7 @@
 # bench/run.sh: benchmark apikey_verify against a plain-SQL floor and a
 # hand-written PL/pgSQL verify, in-server and with pgbench, on a throwaway
 # cluster, at growing key counts.  Writes bench/RESULTS.md (the targets of
-# issue 9, met or not), bench/results/sweep.svg (throughput and p50/p99
+# issue 18, met or not), bench/results/sweep.svg (throughput and p50/p99
 # latency against key count) and bench/results/latest.txt (every table, and
 # the EXPLAIN output of every in-server query).  See bench/README.md.
 #
@@ -323,11 +323,35 @@ pgbench_run() {
 	fi
 }
 
+# hitrate_run SECONDS: HOT_CLIENTS pgbench clients verifying keys of a hot
+# set of 50000 (hot50k_p); near the end of the run, each of their
+# backends' verified-key cache hit rate from apikey.stats (scope backend),
+# into bench.hitrate
+HOT_CLIENTS=${BENCH_HOT_CLIENTS:-8}
+hitrate_run() {
+	local secs=$(($1 > 3 ? $1 : 3)) out="$WORK/pgbench-hot50k.out" pid tps
+	pgbench -n -M "$PGB_MODE" -c "$HOT_CLIENTS" -j 2 -T "$secs" \
+		-D n="$("${PSQL[@]}" -At -c "SELECT count(*) FROM bench.k")" -D scopes="$SCOPES" \
+		-f "$BENCH_DIR/pgbench/hot50k_p.pgbench" postgres >"$out" 2>&1 &
+	pid=$!
+	sleep $((secs - 1))
+	"${PSQL[@]}" -c "INSERT INTO bench.hitrate (backends, min_rate, avg_rate, hits, misses)
+SELECT count(*), min(s.cache_hits::float8 / NULLIF(s.cache_hits + s.cache_misses, 0)),
+       avg(s.cache_hits::float8 / NULLIF(s.cache_hits + s.cache_misses, 0)),
+       sum(s.cache_hits), sum(s.cache_misses)
+  FROM apikey.stats AS s JOIN pg_stat_activity AS a ON a.pid = s.pid
+ WHERE s.scope = 'backend' AND a.application_name = 'pgbench'"
+	wait "$pid" || { cat "$out" >&2; echo "run.sh: pgbench variant hot50k_p failed" >&2; exit 1; }
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time).*/\1/p' "$out")
+	"${PSQL[@]}" -c "UPDATE bench.hitrate SET tps = $tps WHERE tps IS NULL"
+	"${PSQL[@]}" -At -c "SELECT format('   hot50k_p  %s backends, hit rate min %s avg %s, tps %s', backends, round(min_rate::numeric, 4), round(avg_rate::numeric, 4), round(tps)) FROM bench.hitrate ORDER BY id DESC LIMIT 1" >&2
+}
+
 # main_phase: the in-server loops, profiles and the main pgbench runs, at
 # BENCH_KEYS keys
 main_phase() {
 say "build the shuffled loop table of $NLOOP rows"
-"${PSQL[@]}" -v nloop="$NLOOP" -f "$BENCH_DIR/loop.sql" >"$WORK/loop.out" 2>&1 ||
+"${PSQL[@]}" -v nloop="$NLOOP" -v rounds="$ROUNDS" -f "$BENCH_DIR/loop.sql" >"$WORK/loop.out" 2>&1 ||
 	{ cat "$WORK/loop.out" >&2; exit 1; }
 cat "$WORK/loop.out" >&2
 
@@ -353,7 +377,7 @@ fi
 if grep -qiE 'Hash (Semi |Anti )?Join|Hash Cond' "$WORK/explain-floor.txt"; then
 	PLAN_PROBLEMS+=("floor was turned into a hash join")
 fi
-for v in verify verify_nocache verify_scope verify_hot malformed not_found; do
+for v in verify verify_cold verify_scope verify_hot malformed not_found; do
 	# skip the "-- name: query" header line, count calls in the plan proper
 	n=$(tail -n +2 "$WORK/explain-$v.txt" | grep -o 'apikey_verify(' | wc -l)
 	if [ "$n" -ne 1 ]; then
@@ -437,6 +461,10 @@ if [ "$SECONDS_EACH" -gt 0 ] && [ "$PGB_ROUNDS" -gt 0 ]; then
 			fi
 		done
 	done
+	if [ "$FEATURES" = 1 ]; then
+		say "pgbench: $HOT_CLIENTS clients sharing a hot set of 50000 keys, ${SECONDS_EACH}s, with each backend's hit rate"
+		hitrate_run "$SECONDS_EACH"
+	fi
 fi
 }
 

@@ -105,7 +105,8 @@ CREATE TABLE bench.variant (
 	ord		int NOT NULL,
 	label	text NOT NULL,
 	query	text NOT NULL,
-	cache_size	int				-- apikey.cache_size for this variant; NULL: default
+	cache_size	int,			-- apikey.cache_size for this variant; NULL: default
+	nrows	bigint				-- rows it runs over (bench/loop.sql)
 );
 INSERT INTO bench.variant VALUES
  ('loop', 1, 'loop cost: length(key) > 0',
@@ -118,28 +119,29 @@ INSERT INTO bench.variant VALUES
   $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify(l.key, '{}') = 'VALID') FROM bench.loop AS l$q$),
  ('plpgsql_update', 5, 'bench.plpgsql_verify(key, ''{}'', true): the same, UPDATE of last_used_at per call',
   $q$SELECT count(*) FILTER (WHERE bench.plpgsql_verify(l.key, '{}', true) = 'VALID') FROM bench.loop AS l$q$),
- ('verify', 6, 'apikey.apikey_verify(key): distinct keys, more than the cache holds (miss-heavy)',
+ ('verify', 6, 'apikey.apikey_verify(key): every key of the main count in random order, each once a round',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key)).valid) FROM bench.loop AS l$q$),
- ('verify_nocache', 7, 'the same with apikey.cache_size = 0',
-  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key)).valid) FROM bench.loop AS l$q$),
+ ('verify_cold', 7, 'apikey.apikey_verify(key) over keys never verified before (the round''s own)',
+  $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(c.key)).valid) FROM bench.cold AS c WHERE c.round = coalesce(nullif(current_setting('bench.round', true), ''), '0')::int$q$),
+ ('floor_cold', 13, 'SQL floor over the same keys as verify_cold',
+  $q$SELECT count(*) FILTER (WHERE (SELECT k.id FROM apikey.keys AS k WHERE k.secret_hash = sha256(convert_to(c.key, 'UTF8'))) IS NOT NULL) FROM bench.cold AS c WHERE c.round = coalesce(nullif(current_setting('bench.round', true), ''), '0')::int$q$),
  ('verify_scope', 8, 'apikey.apikey_verify(key, ''{jobs:read}'')',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.key, '{jobs:read}')).valid) FROM bench.loop AS l$q$),
- ('floor_hot', 9, 'SQL floor over a hot set of 500 keys',
+ ('floor_hot', 9, 'SQL floor over a hot set of 10000 keys in random order',
   $q$SELECT count(*) FILTER (WHERE (SELECT k.id FROM apikey.keys AS k WHERE k.secret_hash = sha256(convert_to(l.hot, 'UTF8'))) IS NOT NULL) FROM bench.loop AS l$q$),
- ('verify_hot', 10, 'apikey.apikey_verify(key) over the hot set: in the cache',
+ ('verify_hot', 10, 'apikey.apikey_verify(key) over the hot set: in the shared cache after the warm-up round',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.hot)).valid) FROM bench.loop AS l$q$),
  ('malformed', 11, 'apikey.apikey_verify(bad checksum): MALFORMED',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.bad)).code = 'MALFORMED') FROM bench.loop AS l$q$),
  ('not_found', 12, 'apikey.apikey_verify(deleted key): NOT_FOUND',
   $q$SELECT count(*) FILTER (WHERE (apikey.apikey_verify(l.gone)).code = 'NOT_FOUND') FROM bench.loop AS l$q$);
-UPDATE bench.variant SET cache_size = 0 WHERE name = 'verify_nocache';
 
 -- the in-server ratios reported (a / b of per-call cost; < 1: a is cheaper)
 CREATE TABLE bench.ratio (ord int PRIMARY KEY, label text NOT NULL, a text NOT NULL, b text NOT NULL);
 INSERT INTO bench.ratio VALUES
- (1, 'apikey_verify(key) / SQL floor (keys not in the cache)', 'verify', 'floor'),
+ (1, 'apikey_verify(key) / SQL floor (the main count, each once a round)', 'verify', 'floor'),
  (2, 'apikey_verify(hot key) / SQL floor over the same hot keys (in the cache)', 'verify_hot', 'floor_hot'),
- (3, 'apikey_verify(key) / the same with apikey.cache_size = 0 (miss-heavy)', 'verify', 'verify_nocache'),
+ (3, 'apikey_verify(key never verified) / SQL floor over the same keys', 'verify_cold', 'floor_cold'),
  (4, 'apikey_verify(key, ''{jobs:read}'') / SQL floor', 'verify_scope', 'floor'),
  (5, 'apikey_verify(key) / plpgsql_verify(key)', 'verify', 'plpgsql'),
  (6, 'plpgsql_verify(key, record_use) / apikey_verify(key)', 'plpgsql_update', 'verify'),
@@ -162,6 +164,18 @@ CREATE TABLE bench.pgbench (
 	xacts	bigint NOT NULL,
 	clients	int NOT NULL,
 	nkeys	bigint NOT NULL
+);
+
+-- backends sharing a hot set (run.sh hitrate_run): their verified-key
+-- cache hit rates near the end of the run, from apikey.stats
+CREATE TABLE bench.hitrate (
+	id		serial PRIMARY KEY,
+	backends	int NOT NULL,
+	min_rate	float8,
+	avg_rate	float8,
+	hits	bigint,
+	misses	bigint,
+	tps		float8
 );
 
 -- per-transaction latencies of the sweep runs (pgbench -l)
@@ -189,6 +203,7 @@ DECLARE
 	cnt	bigint;
 BEGIN
 	SELECT v.query, v.cache_size INTO STRICT q, cs FROM bench.variant AS v WHERE v.name = vname;
+	PERFORM set_config('bench.round', greatest(rnd, 0)::text, false);
 	IF cs IS NOT NULL THEN
 		PERFORM set_config('apikey.cache_size', cs::text, false);
 	END IF;
@@ -256,10 +271,10 @@ SELECT p.nkeys, p.name, p.clients, p.tps, l.p50, l.p99
  WHERE p.round = 0;
 
 -- paired ratios: the median over rounds of a's per-call cost / b's within
--- the round (each net of that round's loop time)
+-- the round (each per row, net of that round's loop time per row)
 CREATE VIEW bench.paired AS
 WITH net AS (
-	SELECT t.round, t.name, t.ms - l.ms AS net
+	SELECT t.round, t.name, t.ms / NULLIF(t.n, 0) - l.ms / NULLIF(l.n, 0) AS net
 	  FROM bench.timing AS t
 	  JOIN bench.timing AS l ON l.round = t.round AND l.name = 'loop'
 )

@@ -51,8 +51,16 @@ SELECT clients, name AS variant, label AS "statement", round(tps::numeric, 0) AS
        round(vs_echo::numeric, 3) AS "tps vs echo_p"
   FROM bench.pgb_ratio ORDER BY clients DESC, ord;
 
+\echo 'Backends sharing a hot set of 50000 keys (hot50k_p): verified-key cache hit rates, apikey.stats scope backend, near the end of the run'
+SELECT backends, round(min_rate::numeric, 4) AS "lowest hit rate", round(avg_rate::numeric, 4) AS "average hit rate",
+       hits, misses, round(tps::numeric, 0) AS tps
+  FROM bench.hitrate ORDER BY id;
+
 \echo 'Sweep: pgbench at each key count, per-transaction latency from pgbench -l (µs)'
 SELECT nkeys AS keys, name AS variant, clients, round(tps::numeric, 0) AS tps, p50, p99
   FROM bench.sweep
  ORDER BY nkeys, array_position(ARRAY['echo_p', 'floor_p', 'readme_p', 'readme_p@ref'], name);
 \endif
+
+\echo 'The shared verified-key cache at the end of the run (apikey.cache_stats)'
+SELECT keys, capacity, pg_size_pretty(bytes) AS memory, variable_bytes FROM apikey.cache_stats();

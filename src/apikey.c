@@ -26,6 +26,7 @@
 #include "dbrole.h"
 #include "guards.h"
 #include "identity.h"
+#include "keycache.h"
 #include "postgrest.h"
 #include "tracker.h"
 #include "verify.h"
@@ -51,6 +52,7 @@ _PG_init(void)
 	apikey_worker_init();
 	apikey_catalog_init();
 	apikey_cache_init();
+	apikey_keycache_init();
 	apikey_actor_init();
 	apikey_guard_utility_init();
 	apikey_guard_drop_init();

@@ -20,6 +20,10 @@
  *	    free() up to 15, with guc_free() (a memory context) from 16 on, so
  *	    it must come from the matching allocator.
  *	  - 16 moved the varlena macros (VARDATA_ANY, ...) to varatt.h.
+ *	  - LockHeldByMe() learned to answer "this mode or a stronger one" in
+ *	    17; before, each mode is asked about in turn.
+ *	  - A process's PGPROC slot: MyProcNumber from 17 on (0-based), before
+ *	    that MyBackendId (1-based, regular backends and workers only).
  *	  - 18: index_beginscan() takes an instrumentation argument (NULL: none)
  *	    and RelationGetPrimaryKeyIndex() whether a deferrable key will do
  *	    (apikey's never are; false keeps 15's meaning).
@@ -32,8 +36,15 @@
 #include "access/heapam.h"
 #include "catalog/pg_class.h"
 #include "common/jsonapi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#else
+#include "storage/backendid.h"
+#endif
 #if PG_VERSION_NUM >= 160000
 #include "varatt.h"				/* VARDATA and friends left postgres.h in 16 */
 #endif
@@ -92,6 +103,30 @@ apikey_json_lexer(char *json, size_t len, int encoding)
 	index_beginscan((heap), (index), (snapshot), (nkeys), 0)
 #define apikey_primary_key_index(rel) RelationGetPrimaryKeyIndex(rel)
 #endif
+
+/* this process's slot among the PGPROCs, -1 if it has none */
+#if PG_VERSION_NUM >= 170000
+#define apikey_my_proc_slot() ((int) MyProcNumber)
+#else
+#define apikey_my_proc_slot() ((int) MyBackendId - 1)
+#endif
+
+/* does this transaction hold relation relid in mode or a stronger one? */
+static inline bool
+apikey_relation_locked_by_me(Oid relid, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+#if PG_VERSION_NUM >= 170000
+	return LockHeldByMe(&tag, mode, true);
+#else
+	for (; mode <= MaxLockMode; mode++)
+		if (LockHeldByMe(&tag, mode))
+			return true;
+	return false;
+#endif
+}
 
 /*
  * In-place overwrite of a heap tuple that lies in buf (pinned by the

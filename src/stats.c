@@ -3,8 +3,9 @@
  * stats.c
  *	  The SQL functions behind the view apikey.stats: apikey.key_stats()
  *	  (the live figures of this database's tracked keys, as many as the
- *	  caller may see) and apikey.server_stats() (the server's, for
- *	  administrators).  They read shared memory through tracker.h and, for
+ *	  caller may see), and for administrators apikey.server_stats() (the
+ *	  server's), apikey.cache_stats() (the shared verified-key cache's)
+ *	  and apikey.backend_stats() (each backend's cache lookups).  They read shared memory through tracker.h and, for
  *	  what a manager may see, run one query as the caller (SPI).
  *
  *-------------------------------------------------------------------------
@@ -26,6 +27,7 @@
 #include "catalog.h"
 #include "codes.h"
 #include "common.h"
+#include "keycache.h"
 #include "tracker.h"
 
 /*
@@ -160,6 +162,75 @@ apikey_server_stats(PG_FUNCTION_ARGS)
 	values[5] = TimestampTzGetDatum(s.started_at);
 	values[6] = Int64GetDatum((int64) s.cache_hits);
 	values[7] = Int64GetDatum((int64) s.cache_misses);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
+
+/*
+ * apikey.backend_stats() returns setof (pid, cache_hits, cache_misses):
+ * each running backend's lookups in the verified-key cache, for
+ * superusers and members of apikey_admin (none otherwise, and none
+ * without shared memory).
+ */
+APIKEY_SQL_FUNCTION(apikey_backend_stats);
+
+Datum
+apikey_backend_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	ApikeyBackendStats *b;
+	int			n;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (!apikey_tracker_active() || !apikey_is_admin(GetUserId()))
+		return (Datum) 0;
+	n = apikey_tracker_backend_stats(&b);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {0};
+
+		values[0] = Int32GetDatum(b[i].pid);
+		values[1] = Int64GetDatum((int64) b[i].cache_hits);
+		values[2] = Int64GetDatum((int64) b[i].cache_misses);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * apikey.cache_stats() returns setof (keys, capacity, bytes,
+ * variable_bytes): the shared verified-key cache's live keys, how many it
+ * can hold, the shared memory it takes and the part of it holding the
+ * keys' variable fields now; one row, for superusers and members of apikey_admin
+ * (none otherwise, and none without the shared cache).
+ */
+APIKEY_SQL_FUNCTION(apikey_shared_cache_stats);
+
+Datum
+apikey_shared_cache_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo;
+	int64		keys;
+	int64		capacity;
+	int64		bytes;
+	int64		variable_bytes;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	if (!apikey_is_admin(GetUserId()))
+		return (Datum) 0;
+	apikey_keycache_stats(&keys, &capacity, &bytes, &variable_bytes);
+	if (capacity == 0)
+		return (Datum) 0;
+	values[0] = Int64GetDatum(keys);
+	values[1] = Int64GetDatum(capacity);
+	values[2] = Int64GetDatum(bytes);
+	values[3] = Int64GetDatum(variable_bytes);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	return (Datum) 0;
 }

@@ -71,6 +71,27 @@ typedef struct ApikeyServerStats
 	TimestampTz started_at;
 } ApikeyServerStats;
 
+/*
+ * Where a key's entry in the key table was last found, so that the next
+ * use skips the hash search (the shared verified-key cache keeps one per
+ * key).  An entry gets a new incarnation whenever it is made and loses it
+ * when removed: a hint whose incarnation the entry no longer carries is
+ * ignored.
+ */
+typedef struct ApikeyTrackerHint
+{
+	void	   *entry;
+	uint64		incarnation;	/* 0: no hint */
+} ApikeyTrackerHint;
+
+/* one backend's verified-key cache lookups */
+typedef struct ApikeyBackendStats
+{
+	int			pid;
+	uint64		cache_hits;
+	uint64		cache_misses;
+} ApikeyBackendStats;
+
 /* tracker_shmem.c */
 extern int	apikey_queue_size;	/* outcomes the log queue holds (PGC_POSTMASTER) */
 extern void apikey_tracker_init(void);
@@ -81,11 +102,13 @@ extern uint64 apikey_tracker_keys_generation(void);
 extern void apikey_tracker_mark_dirty(void);
 extern bool apikey_tracker_take_dirty(void);
 extern void apikey_tracker_server_stats(ApikeyServerStats *s);
+extern int	apikey_tracker_backend_stats(ApikeyBackendStats **out);
 
 /* tracker_keys.c */
 extern bool apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role,
 							   int32 rate_limit,
-							   const Interval *window, int64 *retry_us);
+							   const Interval *window, int64 *retry_us,
+							   ApikeyTrackerHint *hint);
 extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 										 int64 **spent, int *nspent);
 extern void apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n);

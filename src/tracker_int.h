@@ -14,6 +14,11 @@
  *		that must add an entry never waits for a whole scan.
  *	  - each entry's counters and bucket are guarded by the entry's
  *		spinlock (held for a few instructions, never across a call).
+ *	  - an entry's incarnation is written under its partition lock held
+ *		exclusively (when the entry is made or removed) and read under it
+ *		held shared: a hint (tracker.h) whose incarnation still matches
+ *		names an entry that holds the same key, so the lock held is the
+ *		entry's own partition's and nobody can remove it meanwhile.
  *	  - the log queue (head, count, slots) is guarded by the queue lock,
  *		the one LWLock of the "apikey_queue" tranche; only logged outcomes
  *		take it (failures, by default).
@@ -79,6 +84,7 @@ typedef struct TrackerEntry
 {
 	TrackerKey	key;			/* hash key: must be first */
 	slock_t		mutex;
+	pg_atomic_uint64 incarnation;	/* unique while it holds key, 0 once removed */
 	TrackerState st;
 } TrackerEntry;
 
@@ -101,6 +107,7 @@ typedef struct TrackerShared
 	pg_atomic_uint64 untracked; /* uses lost to a full key table */
 	pg_atomic_uint64 cache_hits;	/* verified-key cache (verify_cache.c) */
 	pg_atomic_uint64 cache_misses;
+	pg_atomic_uint64 incarnations;	/* the last TrackerEntry.incarnation given */
 	pg_atomic_uint32 tenant_entries[256];	/* limited keys' entries by TrackerState.tenant */
 	char		pad2[PG_CACHE_LINE_SIZE];
 	int			head;			/* queue: oldest slot */
@@ -109,7 +116,22 @@ typedef struct TrackerShared
 	ApikeyLogEntry slots[FLEXIBLE_ARRAY_MEMBER];
 } TrackerShared;
 
+/*
+ * One backend's verified-key cache lookups, in the slot of its PGPROC; only
+ * that backend writes them (pid first, when it takes the slot over), others
+ * read them for apikey.stats.  A cache line each: no false sharing.
+ */
+typedef struct TrackerBackendCounts
+{
+	pg_atomic_uint32 pid;		/* the backend counting here, 0: none yet */
+	pg_atomic_uint64 hits;
+	pg_atomic_uint64 misses;
+	char		pad[PG_CACHE_LINE_SIZE - 2 * sizeof(pg_atomic_uint64) - sizeof(pg_atomic_uint64)];
+} TrackerBackendCounts;
+
 extern TrackerShared *tracker_shared;
+extern TrackerBackendCounts *tracker_backends;
+extern int	tracker_nbackends;
 extern HTAB *tracker_keys;
 
 extern uint8 tracker_tenant_of(const char *owner_role);
@@ -121,6 +143,26 @@ extern void tracker_scan_yield(LWLockMode mode, int *seen);
 
 /* tracker_keys.c */
 extern void tracker_refill(TrackerState *st, TimestampTz now);
+
+/*
+ * tracker_entry_made, tracker_entry_removed: give an entry just made a new
+ * incarnation, take it from one about to be removed (its partition lock
+ * held exclusively, or the postmaster alone loading the state file)
+ */
+static inline void
+tracker_entry_made(TrackerShared *shared, TrackerEntry *e)
+{
+	pg_atomic_write_u64(&e->incarnation,
+						pg_atomic_add_fetch_u64(&shared->incarnations, 1));
+}
+
+static inline void
+tracker_entry_removed(TrackerShared *shared, TrackerEntry *e)
+{
+	pg_atomic_write_u64(&e->incarnation, 0);
+	if (e->st.limited_entry)
+		pg_atomic_fetch_sub_u32(&shared->tenant_entries[e->st.tenant], 1);
+}
 
 /*
  * tracker_state.c, called by tracker_shmem.c's startup and exit callbacks

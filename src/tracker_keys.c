@@ -7,6 +7,9 @@
  *	  recycles idle entries in scans that let the locks go every
  *	  TRACKER_SCAN_CHUNK entries (tracker_int.h has the lock rules).
  *
+ *	  A caller may keep a hint to an entry (tracker.h) and skip the hash
+ *	  search next time: each entry carries an incarnation for that.
+ *
  *	  Buckets: capacity rate_limit, refilled continuously at rate_limit per
  *	  rate_window; a key seen for the first time starts with a full bucket,
  *	  or an empty one after a crash (what was spent is unknown then, and a
@@ -40,11 +43,13 @@ key_of(Oid dbid, Oid relid, int64 key_id, TrackerKey *k, uint32 *hash)
 /*
  * find_entry: the key's entry, created if missing, with its partition lock
  * held (in *lock: the caller releases it); NULL, with no lock held, when
- * the table is full.  Entries are removed only by the worker.
+ * the table is full.  Entries are removed only by the worker.  A hint
+ * whose incarnation the entry still carries saves the hash search; *hint
+ * is set to where the entry was found.
  */
 static TrackerEntry *
 find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limited,
-		   LWLock **lock)
+		   ApikeyTrackerHint *hint, LWLock **lock)
 {
 	TrackerKey	k;
 	uint32		hash;
@@ -56,9 +61,23 @@ find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limit
 	*lock = key_of(dbid, relid, key_id, &k, &hash);
 
 	LWLockAcquire(*lock, LW_SHARED);
+	if (hint != NULL && hint->incarnation != 0)
+	{
+		e = (TrackerEntry *) hint->entry;
+		if (pg_atomic_read_u64(&e->incarnation) == hint->incarnation &&
+			memcmp(&e->key, &k, sizeof(k)) == 0)
+			return e;
+	}
 	e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 	if (e != NULL)
+	{
+		if (hint != NULL)
+		{
+			hint->entry = e;
+			hint->incarnation = pg_atomic_read_u64(&e->incarnation);
+		}
 		return e;
+	}
 	LWLockRelease(*lock);
 
 	/*
@@ -87,9 +106,15 @@ find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limit
 		e->st.limited_entry = limited;
 		if (limited)
 			pg_atomic_fetch_add_u32(&tracker_shared->tenant_entries[tenant], 1);
+		tracker_entry_made(tracker_shared, e);
 	}
 	if (e == NULL)
 		LWLockRelease(*lock);
+	else if (hint != NULL)
+	{
+		hint->entry = e;
+		hint->incarnation = pg_atomic_read_u64(&e->incarnation);
+	}
 	return e;
 }
 
@@ -118,7 +143,7 @@ tracker_refill(TrackerState *st, TimestampTz now)
  */
 bool
 apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role, int32 rate_limit,
-				   const Interval *window, int64 *retry_us)
+				   const Interval *window, int64 *retry_us, ApikeyTrackerHint *hint)
 {
 	LWLock	   *lock;
 	TrackerEntry *e;
@@ -131,7 +156,7 @@ apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role, int32 rate_l
 	bool		ok = true;
 
 	*retry_us = 0;
-	e = find_entry(MyDatabaseId, relid, key_id, owner_role, limited, &lock);
+	e = find_entry(MyDatabaseId, relid, key_id, owner_role, limited, hint, &lock);
 	if (e == NULL)
 	{
 		pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
@@ -230,8 +255,7 @@ forget_idle(Oid dbid, Oid relid)
 		SpinLockRelease(&e->mutex);
 		if (idle)
 		{
-			if (st->limited_entry)
-				pg_atomic_fetch_sub_u32(&tracker_shared->tenant_entries[st->tenant], 1);
+			tracker_entry_removed(tracker_shared, e);
 			hash_search(tracker_keys, &e->key, HASH_REMOVE, NULL);
 		}
 		tracker_scan_yield(LW_EXCLUSIVE, &seen);
@@ -392,8 +416,7 @@ apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
 		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0)
 		{
-			if (e->st.limited_entry)
-				pg_atomic_fetch_sub_u32(&tracker_shared->tenant_entries[e->st.tenant], 1);
+			tracker_entry_removed(tracker_shared, e);
 			hash_search_with_hash_value(tracker_keys, &k, hash, HASH_REMOVE, NULL);
 		}
 		LWLockRelease(lock);

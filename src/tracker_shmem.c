@@ -17,10 +17,13 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "tracker_int.h"
 
 #define PARTITION_TRANCHE	"apikey"
@@ -32,6 +35,8 @@ int			apikey_queue_size = 10000;
 
 TrackerShared *tracker_shared = NULL;
 HTAB	   *tracker_keys = NULL;
+TrackerBackendCounts *tracker_backends = NULL;
+int			tracker_nbackends = 0;
 static LWLockPadded *partition_locks = NULL;
 static LWLockPadded *queue_lock = NULL;
 
@@ -59,14 +64,22 @@ shared_size(void)
 					mul_size(apikey_queue_size, sizeof(ApikeyLogEntry)));
 }
 
+/* a slot per PGPROC a verifying process may have */
+static int
+backend_slots(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS;
+}
+
 static void
 tracker_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(add_size(shared_size(),
-									hash_estimate_size(apikey_max_tracked_keys,
-													   sizeof(TrackerEntry))));
+	RequestAddinShmemSpace(add_size(add_size(shared_size(),
+											 hash_estimate_size(apikey_max_tracked_keys,
+																sizeof(TrackerEntry))),
+									mul_size(backend_slots(), sizeof(TrackerBackendCounts))));
 	RequestNamedLWLockTranche(PARTITION_TRANCHE, TRACKER_PARTITIONS);
 	RequestNamedLWLockTranche(QUEUE_TRANCHE, 1);
 }
@@ -85,6 +98,7 @@ tracker_shmem_startup(void)
 	TrackerShared *shared;
 	HASHCTL		info;
 	bool		found;
+	bool		found_backends;
 	int			i;
 
 	if (prev_shmem_startup_hook)
@@ -103,6 +117,7 @@ tracker_shmem_startup(void)
 		pg_atomic_init_u64(&shared->cache_hits, 0);
 		pg_atomic_init_u64(&shared->keys_generation, 0);
 		pg_atomic_init_u64(&shared->cache_misses, 0);
+		pg_atomic_init_u64(&shared->incarnations, 0);
 		pg_atomic_init_u32(&shared->dirty, 0);
 		for (i = 0; i < 256; i++)
 			pg_atomic_init_u32(&shared->tenant_entries[i], 0);
@@ -118,6 +133,17 @@ tracker_shmem_startup(void)
 	tracker_keys = ShmemInitHash("apikey tracked keys",
 								 apikey_max_tracked_keys, apikey_max_tracked_keys,
 								 &info, HASH_ELEM | HASH_FUNCTION | HASH_PARTITION);
+	tracker_nbackends = backend_slots();
+	tracker_backends = ShmemInitStruct("apikey backend counts",
+									   mul_size(tracker_nbackends, sizeof(TrackerBackendCounts)),
+									   &found_backends);
+	if (!found_backends)
+		for (i = 0; i < tracker_nbackends; i++)
+		{
+			pg_atomic_init_u32(&tracker_backends[i].pid, 0);
+			pg_atomic_init_u64(&tracker_backends[i].hits, 0);
+			pg_atomic_init_u64(&tracker_backends[i].misses, 0);
+		}
 	partition_locks = GetNamedLWLockTranche(PARTITION_TRANCHE);
 	queue_lock = GetNamedLWLockTranche(QUEUE_TRANCHE);
 	tracker_shared = shared;
@@ -271,15 +297,62 @@ apikey_tracker_keys_generation(void)
 }
 
 /*
- * apikey_tracker_count_cache: count a lookup in a backend's verified-key
- * cache (nothing without shared memory).
+ * apikey_tracker_count_cache: count a lookup in the verified-key cache, for
+ * the server and for this backend (nothing without shared memory).
  */
 void
 apikey_tracker_count_cache(bool hit)
 {
+	int			slot = apikey_my_proc_slot();
+
 	if (tracker_shared == NULL)
 		return;
 	pg_atomic_fetch_add_u64(hit ? &tracker_shared->cache_hits : &tracker_shared->cache_misses, 1);
+	if (slot >= 0 && slot < tracker_nbackends)
+	{
+		TrackerBackendCounts *b = &tracker_backends[slot];
+
+		/* a slot another process used: start from zero */
+		if (pg_atomic_read_u32(&b->pid) != (uint32) MyProcPid)
+		{
+			pg_atomic_write_u64(&b->hits, 0);
+			pg_atomic_write_u64(&b->misses, 0);
+			pg_write_barrier();
+			pg_atomic_write_u32(&b->pid, (uint32) MyProcPid);
+		}
+		/* only this backend writes here: no locked instruction needed */
+		if (hit)
+			pg_atomic_write_u64(&b->hits, pg_atomic_read_u64(&b->hits) + 1);
+		else
+			pg_atomic_write_u64(&b->misses, pg_atomic_read_u64(&b->misses) + 1);
+	}
+}
+
+/*
+ * apikey_tracker_backend_stats: the cache lookups of each backend still
+ * running that made any (a palloc'd array in *out); returns how many.
+ */
+int
+apikey_tracker_backend_stats(ApikeyBackendStats **out)
+{
+	int			n = 0;
+	int			i;
+
+	*out = palloc(sizeof(ApikeyBackendStats) * Max(tracker_nbackends, 1));
+	for (i = 0; i < tracker_nbackends; i++)
+	{
+		TrackerBackendCounts *b = &tracker_backends[i];
+		int			pid = (int) pg_atomic_read_u32(&b->pid);
+
+		if (pid == 0 || BackendPidGetProc(pid) == NULL)
+			continue;
+		pg_read_barrier();
+		(*out)[n].pid = pid;
+		(*out)[n].cache_hits = pg_atomic_read_u64(&b->hits);
+		(*out)[n].cache_misses = pg_atomic_read_u64(&b->misses);
+		n++;
+	}
+	return n;
 }
 
 /*

@@ -264,6 +264,7 @@ tracker_state_load(TrackerShared *shared, HTAB *keys, int max_keys, int queue_si
 				continue;
 			}
 			SpinLockInit(&e->mutex);
+			tracker_entry_made(shared, e);
 			e->st = saved[i].st;
 			e->st.idle_flushes = 0;
 			if (e->st.limited_entry)

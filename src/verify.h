@@ -7,8 +7,10 @@
  *				count
  *	verify_probe.c	find a key's row by its hash and copy it into an
  *				ApikeyKey
- *	verify_cache.c	the per-backend verified-key cache and the trigger that
- *				keeps it coherent
+ *	keycache.c	the shared verified-key cache (keycache.h), with
+ *				shared_preload_libraries on a primary
+ *	verify_cache.c	the per-backend verified-key cache (otherwise) and the
+ *				trigger that keeps both coherent
  *	verify_eval.c	the pure checks on an ApikeyKey (enabled, expiry,
  *				scopes, addresses, resource) at a given time
  *
@@ -25,6 +27,7 @@
 
 #include "catalog.h"
 #include "codes.h"
+#include "tracker.h"
 
 /*
  * A key's row, copied out of the table: everything the checks and the
@@ -56,7 +59,9 @@ typedef struct ApikeyKey
 	bool		db_role_isnull;
 	TimestampTz grace_until;	/* set when the previous secret matched */
 	bool		grace_isnull;
-	HeapTuple	tuple;			/* owns the datums above */
+	ApikeyTrackerHint tracker;	/* where its tracker entry was last found */
+	HeapTuple	tuple;			/* owns the datums above (a probed row) */
+	void	   *copy;			/* or this (a copy from the shared cache) */
 } ApikeyKey;
 
 /* What a check found; key is set (has_identity) for codes after NOT_FOUND. */

@@ -50,12 +50,14 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
+#include "executor/spi.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "catalog.h"
+#include "keycache.h"
 #include "common.h"
 #include "secret.h"
 #include "tracker.h"
@@ -352,6 +354,28 @@ apikey_cache_init(void)
 }
 
 /*
+ * forget_shared: the shared cache (keycache.c) must forget the current
+ * secret of this row (its old version) when the transaction commits.
+ */
+static void
+forget_shared(Relation rel, HeapTuple old)
+{
+	int			attnum = SPI_fnumber(RelationGetDescr(rel), "secret_hash");
+	bool		isnull;
+	Datum		d;
+	bytea	   *h;
+
+	if (attnum <= 0)
+		return;
+	d = heap_getattr(old, attnum, RelationGetDescr(rel), &isnull);
+	if (isnull)
+		return;
+	h = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(h) == APIKEY_HASH_LEN)
+		apikey_keycache_forget_at_commit((const uint8 *) VARDATA_ANY(h));
+}
+
+/*
  * apikey.keys_cache_invalidate(): the row trigger (BEFORE UPDATE OR DELETE)
  * that keeps every backend's cache, on standbys too, coherent with
  * apikey.keys.  The invalidation is sent at commit; repeated ones within
@@ -374,6 +398,7 @@ apikey_keys_cache_invalidate(PG_FUNCTION_ARGS)
 				 errmsg("apikey.keys_cache_invalidate() must be called as a BEFORE UPDATE or DELETE row trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	keys_changed = true;
+	forget_shared(trigdata->tg_relation, trigdata->tg_trigtuple);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		return PointerGetDatum(trigdata->tg_newtuple);
 	return PointerGetDatum(trigdata->tg_trigtuple);

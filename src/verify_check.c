@@ -3,8 +3,9 @@
  * verify_check.c
  *	  The verify path, shared by apikey_verify and the PostgREST hook, and
  *	  its result codes.  In order: parse and checksum (no table touched for
- *	  a malformed key), SHA-256, find the row (the verified-key cache of
- *	  verify_cache.c, else verify_probe.c), the pure checks (verify_eval.c),
+ *	  a malformed key), SHA-256, find the row (the shared verified-key
+ *	  cache of keycache.c, or the backend's own of verify_cache.c, else
+ *	  verify_probe.c), the pure checks (verify_eval.c),
  *	  then the rate limit, and count the outcome.
  *
  *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
@@ -27,6 +28,7 @@
 #include "utils/timestamp.h"
 
 #include "common.h"
+#include "keycache.h"
 #include "keyformat.h"
 #include "scope.h"
 #include "secret.h"
@@ -101,7 +103,7 @@ client_of(const ApikeyRequest *req)
  * closed.
  */
 static bool
-rate_limit(const ApikeyCatalog *cat, const ApikeyKey *key, ApikeyResult *res)
+rate_limit(const ApikeyCatalog *cat, ApikeyKey *key, ApikeyResult *res)
 {
 	int64		retry_us;
 	Interval   *retry;
@@ -112,13 +114,45 @@ rate_limit(const ApikeyCatalog *cat, const ApikeyKey *key, ApikeyResult *res)
 						   NameStr(*DatumGetName(key->owner_role)), key->rate_limit,
 						   key->rate_window_isnull ? NULL :
 						   DatumGetIntervalP(key->rate_window),
-						   &retry_us))
+						   &retry_us, &key->tracker))
 		return true;
 	retry = palloc0(sizeof(Interval));
 	retry->time = retry_us;
 	res->retry_after = IntervalPGetDatum(retry);
 	res->retry_isnull = false;
 	return false;
+}
+
+/*
+ * find_local: find the key in this backend's cache (verify_cache.c) or in
+ * apikey.keys; true and result->key set if found.
+ */
+static bool
+find_local(const ApikeyCatalog *cat, const uint8 *hash, TimestampTz now,
+		   ApikeyResult *result)
+{
+	MemoryContext cache_rows = apikey_cache_rows(cat);
+	ApikeyKey	cached;
+	bool		admit;
+	bool		found;
+	bool		cacheable;
+
+	if (apikey_cache_lookup(hash, &cached, &admit))
+	{
+		/* a previous secret counts only within its grace period */
+		found = cached.grace_isnull || cached.grace_until > now;
+		if (found)
+			result->key = cached;
+		apikey_tracker_count_cache(true);
+		return found;
+	}
+	found = apikey_probe_key(cat, hash, now, admit ? cache_rows : NULL,
+							 &result->key, &cacheable);
+	if (cacheable)
+		apikey_cache_insert(hash, &result->key);
+	if (cache_rows != NULL)
+		apikey_tracker_count_cache(false);
+	return found;
 }
 
 /*
@@ -133,9 +167,9 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	const ApikeyCatalog *cat;
 	uint8		hash[APIKEY_HASH_LEN];
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
-	MemoryContext cache_rows;
-	ApikeyKey	cached;
-	bool		admit;
+	ApikeyKeycacheFill fill;
+	bool		hit = false;
+	bool		cacheable = false;
 	bool		found;
 
 	memset(result, 0, sizeof(*result));
@@ -161,38 +195,37 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 	 */
 	AcceptInvalidationMessages();
 	cat = apikey_catalog_lock(AccessShareLock);
-	cache_rows = apikey_cache_rows(cat);
-	if (apikey_cache_lookup(hash, &cached, &admit))
+	if (apikey_keycache_active(cat))
 	{
-		/* a previous secret counts only within its grace period */
-		found = cached.grace_isnull || cached.grace_until > now;
-		if (found)
-			result->key = cached;
-		apikey_tracker_count_cache(true);
+		hit = found = apikey_keycache_lookup(cat, hash, &result->key, &fill);
+		if (!hit)
+			found = apikey_probe_key(cat, hash, now,
+									 fill.admit ? CurrentMemoryContext : NULL,
+									 &result->key, &cacheable);
+		apikey_tracker_count_cache(hit);
 	}
 	else
-	{
-		bool		cacheable;
-
-		found = apikey_probe_key(cat, hash, now, admit ? cache_rows : NULL,
-								 &result->key, &cacheable);
-		if (cacheable)
-			apikey_cache_insert(hash, &result->key);
-		if (cache_rows != NULL)
-			apikey_tracker_count_cache(false);
-	}
-	kf_wipe(hash, sizeof(hash));
+		found = find_local(cat, hash, now, result);
 
 	if (!found)
 		result->code = APIKEY_NOT_FOUND;
 	else
 	{
+		ApikeyTrackerHint hint = result->key.tracker;
+
 		result->has_identity = true;
 		result->code = apikey_evaluate(&result->key, req, now);
 		if (result->code == APIKEY_VALID &&
 			!rate_limit(cat, &result->key, result))
 			result->code = APIKEY_RATE_LIMITED;
+		/* keep the row, and where its tracker entry is, for every backend */
+		if (cacheable)
+			apikey_keycache_insert(cat, hash, &fill, &result->key);
+		else if (hit && (hint.entry != result->key.tracker.entry ||
+						 hint.incarnation != result->key.tracker.incarnation))
+			apikey_keycache_set_hint(cat, hash, &result->key.tracker);
 	}
+	kf_wipe(hash, sizeof(hash));
 	apikey_tracker_record(result->code,
 						  result->has_identity ? result->key.key_id : 0,
 						  result->has_identity ? NameStr(*DatumGetName(result->key.owner_role)) : NULL,

@@ -242,5 +242,8 @@ apikey_key_free(ApikeyKey *key)
 {
 	if (key->tuple != NULL)
 		heap_freetuple(key->tuple);
+	if (key->copy != NULL)
+		pfree(key->copy);
 	key->tuple = NULL;
+	key->copy = NULL;
 }

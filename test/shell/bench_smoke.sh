@@ -27,7 +27,7 @@ ok "$(grep -c '^features: on' "$r" 2>/dev/null)" 1 "the run measured with the 1.
 ok "$(grep -c '^plan checks: floor is a SubPlan with an Index Scan' "$r" 2>/dev/null)" 1 \
 	"the floor's plan is a SubPlan with an Index Scan and each verify runs once per row"
 ok "$(grep -c '^WARNING' "$r" 2>/dev/null)" 0 "no plan check failed"
-ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_update|verify|verify_nocache|verify_scope|floor_hot|verify_hot|malformed|not_found) +\|' "$r" 2>/dev/null | grep -c '| t$')" 12 \
+ok "$(grep -E '^ (loop|hash|floor|plpgsql|plpgsql_update|verify|verify_cold|floor_cold|verify_scope|floor_hot|verify_hot|malformed|not_found) +\|' "$r" 2>/dev/null | grep -c '| t$')" 13 \
 	"every in-server variant ran and every row got its expected code"
 ok "$(grep -cE '^ (plain INSERT|apikey_create) +\| +600 +\|' "$r" 2>/dev/null)" 2 \
 	"bulk creation is timed for apikey_create (summed over the sweep) and the plain INSERT reference"
@@ -44,9 +44,12 @@ ok "$(grep -cE '^ +(100|300|600) \| (echo_p|floor_p|readme_p) +\| +2 \| +[0-9]+ 
 	"the sweep has TPS, p50 and p99 for 3 variants at 100, 300 and 600 keys"
 ok "$(grep -cE '^ +(100|300|600) \| readme_p@ref +\| +2 \| +[0-9]+ \| +[0-9]+ \| +[0-9]+$' "$r" 2>/dev/null)" 3 \
 	"and for readme_p on the reference cluster (100 keys) beside each of them"
+ok "$(grep -cE '^ +8 \| +[0-9.]* \| +[0-9.]* \| +[0-9]* \| +[0-9]* \| +[0-9]+$' "$r" 2>/dev/null)" 1 \
+	"eight backends shared a hot set, with their hit rates from apikey.stats"
+ok "$(grep -cE '^ +[0-9]+ \| +[0-9]+ \| [0-9]+ [kM]B +\| +[0-9]+$' "$r" 2>/dev/null)" 1 "the shared cache's figures are reported"
 md="$out/RESULTS.md"
-ok "$(grep -cE '^\| (In-server|End to end|Miss-heavy|A malformed|p99 latency)' "$md" 2>/dev/null)" 9 \
-	"RESULTS.md states all nine targets"
-ok "$(grep -cE '\| (yes|\*\*no\*\*) \|$' "$md" 2>/dev/null)" 9 "each target says met or not"
+ok "$(grep -cE '^\| (In-server|End to end|[0-9]+ backends sharing|A malformed|p99 latency)' "$md" 2>/dev/null)" 10 \
+	"RESULTS.md states all ten targets (the end-to-end ones for 1 and 2 clients)"
+ok "$(grep -cE '\| (yes|\*\*no\*\*) \|$' "$md" 2>/dev/null)" 10 "each target says met or not"
 ok "$(grep -c '<svg' "$out/results/sweep.svg" 2>/dev/null)" 1 "the plot is an SVG"
 tap_done

@@ -1,5 +1,7 @@
-# 007_cache.pl: the verified-key cache (apikey.cache_size) with apikey
-# preloaded: hits and misses in apikey.stats, the bound, the time-based
+# 007_cache.pl: each backend's own verified-key cache (apikey.cache_size),
+# with apikey preloaded and the shared one off (apikey.shared_cache_size =
+# 0, as a hot standby's backends work; 018_shared_cache.pl is the shared
+# one): hits and misses in apikey.stats, the bound, the time-based
 # checks evaluated on every hit (expiry, the end of a grace period), a rate
 # limit set on a cached key, changes made in replication role replica, and
 # a cached key whose extension is dropped and created again.  Each "cached"
@@ -19,6 +21,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'apikey'
 apikey.flush_interval = 200
+apikey.shared_cache_size = 0
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION apikey');

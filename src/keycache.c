@@ -19,7 +19,8 @@
  *	  variable ones (name, owner, roles, scopes, resources, cidrs, meta) are
  *	  a chain of KC_BLOCK-byte blocks from the partition's own pool of
  *	  KC_BLOCKS_PER_KEY blocks per way.  A row whose variable fields take
- *	  more than KC_MAX_BLOB bytes is not kept.  Within a full set a clock
+ *	  more than KC_MAX_BLOB bytes, or more than a quarter of its
+ *	  partition's blocks (apikey.shared_cache_size bytes), is not kept.  Within a full set a clock
  *	  picks the victim, and only a key that missed twice is let in; a
  *	  partition short of blocks evicts by a clock over its ways.
  *
@@ -39,8 +40,9 @@
  *		apikey_keycache_forget_at_commit; just before the transaction
  *		commits (or is prepared), before the change becomes visible, their
  *		entries are removed and their sets' generations bumped.  Past
- *		KC_MAX_PENDING rows in one transaction, the whole cache is flushed
- *		instead (its generation bumped: every entry of an older one is dead).
+ *		KC_MAX_PENDING rows in one transaction (128 MB of hashes), the
+ *		whole cache is flushed instead (its generation bumped: every entry
+ *		of an older one is dead).
  *	  - A fill records the set's and the cache's generations before it
  *		reads the row, and is dropped if either moved before it inserts: a
  *		row read before a change and inserted after its invalidation is
@@ -50,8 +52,9 @@
  *	  - DDL on apikey.keys in this backend's transaction (TRUNCATE, a
  *		trigger disabled or enabled, a rewrite: anything that sends a
  *		relcache invalidation of the table while this transaction holds it
- *		in SHARE UPDATE EXCLUSIVE mode or stronger) flushes the whole cache
- *		at commit.  While the trigger does not fire ALWAYS the cache is not
+ *		in SHARE ROW EXCLUSIVE mode or stronger; not VACUUM, ANALYZE or
+ *		CREATE INDEX, which change no row) flushes the whole cache at
+ *		commit, for every database: it is the owner's, and rare.  While the trigger does not fire ALWAYS the cache is not
  *		used (catalog.c: cache_coherent), and enabling it again flushes.
  *	  - Entries carry their database and apikey.keys; another table (a DROP
  *		and CREATE EXTENSION) never matches.
@@ -79,6 +82,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "catalog.h"
 #include "compat.h"
 #include "keycache.h"
 #include "keyformat.h"
@@ -89,7 +93,7 @@
 #define KC_BLOCK			64
 #define KC_BLOCKS_PER_KEY	4
 #define KC_MAX_BLOB			(16 * 1024)
-#define KC_MAX_PENDING		1024
+#define KC_MAX_PENDING		(4 * 1024 * 1024)
 #define KC_MAX_DDL_RELIDS	8
 #define KC_NONE				PG_UINT32_MAX
 #define KC_TRANCHE			"apikey_cache"
@@ -178,6 +182,7 @@ static uint32 blocks_per_part = 0;
 /* what this backend's transaction must invalidate when it commits */
 static uint8 (*pending)[APIKEY_HASH_LEN] = NULL;
 static int	npending = 0;
+static int	pending_cap = 0;
 static bool flush_at_commit = false;
 static Oid	ddl_relids[KC_MAX_DDL_RELIDS];
 static int	nddl_relids = 0;
@@ -718,6 +723,12 @@ apikey_keycache_insert(const ApikeyCatalog *cat, const uint8 *hash,
 	if (blob == NULL)
 		return;
 	need = (len + KC_BLOCK - 1) / KC_BLOCK;
+	if (need > blocks_per_part / 4)
+	{
+		/* it would push out a quarter of its partition: not kept */
+		pfree(blob);
+		return;
+	}
 
 	LWLockAcquire(lock_of(pl.set[0]), LW_EXCLUSIVE);
 	if (sets[pl.set[0]].generation != fill->set_generation[0] ||
@@ -860,20 +871,30 @@ apikey_keycache_forget_at_commit(const uint8 *hash)
 		return;
 	}
 	if (pending == NULL)
+	{
+		pending_cap = 64;
 		pending = MemoryContextAlloc(TopTransactionContext,
-									 sizeof(*pending) * KC_MAX_PENDING);
+									 sizeof(*pending) * pending_cap);
+	}
+	else if (npending == pending_cap)
+	{
+		pending_cap *= 2;
+		pending = repalloc_huge(pending, sizeof(*pending) * pending_cap);
+	}
 	memcpy(pending[npending++], hash, APIKEY_HASH_LEN);
 }
 
-/* is relid apikey.keys (of the extension's schema, "apikey")? */
+/* is relid this database's apikey.keys, the extension's own table? */
 static bool
 is_keys_table(Oid relid)
 {
 	char	   *name = get_rel_name(relid);
-	Oid			nsp = get_namespace_oid("apikey", true);
+	Oid			nsp;
 
-	return name != NULL && strcmp(name, "keys") == 0 &&
-		OidIsValid(nsp) && get_rel_namespace(relid) == nsp;
+	if (name == NULL || strcmp(name, "keys") != 0)
+		return false;
+	nsp = apikey_extension_schema();
+	return OidIsValid(nsp) && get_rel_namespace(relid) == nsp;
 }
 
 /*
@@ -906,6 +927,7 @@ xact_callback(XactEvent event, void *arg)
 				kf_wipe(pending, sizeof(*pending) * npending);
 			pending = NULL;
 			npending = 0;
+			pending_cap = 0;
 			flush_at_commit = false;
 			nddl_relids = 0;
 			break;
@@ -914,10 +936,12 @@ xact_callback(XactEvent event, void *arg)
 
 /*
  * relcache_callback: a relation's definition changed.  If this
- * transaction holds it in SHARE UPDATE EXCLUSIVE mode or stronger, the
- * change is probably this transaction's own DDL: note the relation, and
- * at commit, if it is apikey.keys, flush the cache.  (A catalog lookup is
- * not allowed here; it waits for the commit.)
+ * transaction holds it in SHARE ROW EXCLUSIVE mode or stronger (what
+ * TRUNCATE, a rewrite and creating, dropping, enabling or disabling a
+ * trigger take; VACUUM, ANALYZE and CREATE INDEX take less and change no
+ * row), the change is this transaction's own DDL: note the relation, and
+ * if it is the extension's apikey.keys, flush the cache at commit.  (A
+ * catalog lookup is not allowed here; it waits.)
  */
 static void
 relcache_callback(Datum arg, Oid relid)
@@ -925,7 +949,7 @@ relcache_callback(Datum arg, Oid relid)
 	if (kc == NULL || !OidIsValid(relid) || !IsTransactionState() ||
 		flush_at_commit)
 		return;
-	if (!apikey_relation_locked_by_me(relid, ShareUpdateExclusiveLock))
+	if (!apikey_relation_locked_by_me(relid, ShareRowExclusiveLock))
 		return;
 	if (nddl_relids == KC_MAX_DDL_RELIDS)
 	{

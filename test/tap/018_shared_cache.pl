@@ -42,6 +42,20 @@ SELECT s.cache_capacity, s.cache_bytes, a.size
 my ($cap1, $bytes1, $alloc1) = cache_size();
 is($cap1, 1024, 'apikey.shared_cache_size = 1000 holds 1024 keys (whole sets in every partition)');
 is($bytes1, $alloc1, 'apikey.stats shows the shared memory pg_shmem_allocations shows');
+
+# a key too large for its partition at this size (1024 keys: 4 kB of
+# blocks per partition) is not kept, and pushes out no other key
+sql("CREATE TABLE small AS SELECT key FROM generate_series(1, 60) i, apikey.apikey_create('s' || i, '{}')");
+sql("SELECT apikey.apikey_verify(key) FROM small");
+my $before = sql("SELECT cache_keys FROM apikey.stats WHERE scope = 'server'");
+my $wide = sql(q{SELECT key FROM apikey.apikey_create('wide', '{}', meta => jsonb_build_object('notes', repeat('n', 2000)))});
+is(sql("SELECT string_agg(v.code, ' ') FROM generate_series(1, 3) g, apikey.apikey_verify('$wide' || repeat('', g)) v"),
+	'VALID VALID VALID', 'a key with 2 kB of meta verifies in a cache of 1024 keys');
+is(sql("SELECT cache_keys FROM apikey.stats WHERE scope = 'server'"), $before,
+	'it is not kept there, and no other key was pushed out for it');
+# (their tracker entries idle out, so that the next part finds room)
+wait_for($node, "SELECT count(*) FROM apikey.stats WHERE scope = 'key'", '0');
+
 $node->append_conf('postgresql.conf', 'apikey.shared_cache_size = 20000');
 $node->restart;
 my ($cap2, $bytes2, $alloc2) = cache_size();
@@ -96,6 +110,27 @@ is(sql(q{SELECT count(*) FROM apikey.stats WHERE scope = 'backend'}), '0',
 sql("CREATE ROLE mgr LOGIN IN ROLE apikey_manager");
 is(ApikeyTap::safe_psql_as($node, 'mgr', "SELECT count(*) FROM apikey.stats WHERE scope IN ('backend', 'server')"),
 	'0', 'a manager sees no server or backend figures');
+
+# what empties the cache, and what does not: VACUUM and ANALYZE of the
+# table, DDL on another database's table called apikey.keys, and an UPDATE
+# of many keys in one transaction take nothing else out
+sub cached { return sql("SELECT cache_keys FROM apikey.stats WHERE scope = 'server'"); }
+my $n0 = cached();
+sql("VACUUM apikey.keys; ANALYZE apikey.keys; CREATE INDEX keys_name_tmp ON apikey.keys (name)");
+is(cached(), $n0, 'VACUUM, ANALYZE and CREATE INDEX on apikey.keys leave the shared cache alone');
+sql("CREATE DATABASE other");
+$node->safe_psql('other', "CREATE SCHEMA apikey; CREATE TABLE apikey.keys (x int); ALTER TABLE apikey.keys ADD COLUMN y int; TRUNCATE apikey.keys");
+is(cached(), $n0, "DDL on another database's table named apikey.keys leaves it alone");
+sql("CREATE TABLE bulk AS SELECT key FROM generate_series(1, 2000) i, apikey.apikey_create('b' || i, '{}')");
+sql("SELECT apikey.apikey_verify(key) FROM bulk");
+my $n1 = cached();
+sql("UPDATE apikey.keys SET meta = '{\"bulk\": true}' WHERE name LIKE 'b%'");
+is(cached(), $n1 - 2000, 'an UPDATE of 2000 cached keys in one transaction takes out those 2000, no more');
+is(sql("SELECT count(*) FILTER (WHERE (apikey.apikey_verify(key)).meta = '{\"bulk\": true}') FROM bulk"), '2000',
+	'and each answers with its new meta');
+sql("ALTER TABLE apikey.keys DISABLE TRIGGER keys_cache_invalidate; ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_cache_invalidate");
+is(cached(), '0', 'DDL on apikey.keys that changes its triggers empties it');
+sql("DROP INDEX apikey.keys_name_tmp");
 
 # 5. bounded: 3000 more keys than room, verified three times: every answer right
 sql("CREATE TABLE many AS SELECT key FROM generate_series(1, 30000) i, apikey.apikey_create('m' || i, '{}')");

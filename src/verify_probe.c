@@ -3,8 +3,11 @@
  * verify_probe.c
  *	  The verify path's one table access: find a key's row by the SHA-256
  *	  of its secret and copy it into an ApikeyKey.  One probe of the index
- *	  on the hash's 8-byte prefix; a second probe, of the grace index, only
- *	  when the first misses (the previous secret of a rotated key).
+ *	  on the hash's 8-byte prefix (a hash index from 1.2, a B-tree before:
+ *	  the scan key takes the index's own equality strategy); a second probe, of the
+ *	  grace index, only when the first misses (the previous secret of a
+ *	  rotated key).  Every candidate is rechecked against the whole hash,
+ *	  as a hash index's results must be.
  *
  *	  The row is copied out before the scan ends, so no buffer pin or open
  *	  relation outlives this file: the checks (verify_eval.c) and callers
@@ -26,6 +29,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_am.h"
 #include "access/xact.h"
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
@@ -54,10 +58,10 @@ probe(Relation rel, Oid indexoid, AttrNumber hash_att, const uint8 *hash,
 	ScanKeyData skey;
 	bool		found = false;
 
-	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ,
-				Int64GetDatum(apikey_hash_prefix_of(hash, APIKEY_HASH_LEN)));
-
 	index = index_open(indexoid, AccessShareLock);
+	ScanKeyInit(&skey, 1,
+				index->rd_rel->relam == HASH_AM_OID ? HTEqualStrategyNumber : BTEqualStrategyNumber,
+				F_INT8EQ, Int64GetDatum(apikey_hash_prefix_of(hash, APIKEY_HASH_LEN)));
 	scan = apikey_index_beginscan(rel, index, GetActiveSnapshot(), 1);
 	index_rescan(scan, &skey, 1, NULL, 0);
 	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))

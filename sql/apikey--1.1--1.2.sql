@@ -179,7 +179,8 @@ $$;
 /*
  * The shared verified-key cache (apikey.shared_cache_size): its figures and
  * each backend's lookups in apikey.stats, which gains the rows of scope
- * backend and four columns.
+ * backend and four columns (appended: the view's other columns keep their
+ * comments and its grants stay).
  */
 CREATE FUNCTION apikey.cache_stats(
 	OUT keys bigint, OUT capacity bigint, OUT bytes bigint,
@@ -199,8 +200,7 @@ COMMENT ON FUNCTION apikey.backend_stats() IS
 REVOKE ALL ON FUNCTION apikey.cache_stats(), apikey.backend_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikey.cache_stats(), apikey.backend_stats() TO apikey_admin, apikey_manager;
 
-DROP VIEW apikey.stats;
-CREATE VIEW apikey.stats WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW apikey.stats WITH (security_invoker = true) AS
 SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
 	   s.rate_limit, s.bucket_tokens,
 	   NULL::jsonb AS verifications, NULL::integer AS queue_depth,
@@ -224,22 +224,8 @@ SELECT 'backend', NULL, NULL, NULL, NULL, NULL, NULL,
 COMMENT ON VIEW apikey.stats IS
 	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue, what was dropped and the verified-key cache''s hits, misses and size; per backend (scope backend, admins only) its cache hits and misses';
 COMMENT ON COLUMN apikey.stats.scope IS 'key: one tracked key; server: this server; backend: one running backend';
-COMMENT ON COLUMN apikey.stats.key_id IS 'the key';
-COMMENT ON COLUMN apikey.stats.name IS 'the key''s name';
-COMMENT ON COLUMN apikey.stats.unflushed_uses IS 'VALID verifications not yet written to apikey.usage';
-COMMENT ON COLUMN apikey.stats.last_used_at IS 'last VALID verification not yet written to apikey.usage';
-COMMENT ON COLUMN apikey.stats.rate_limit IS 'the bucket''s capacity, as last seen by a verification';
-COMMENT ON COLUMN apikey.stats.bucket_tokens IS 'tokens in the bucket now: verifications that would be VALID at once';
-COMMENT ON COLUMN apikey.stats.verifications IS 'verifications by code on this server since it started';
-COMMENT ON COLUMN apikey.stats.queue_depth IS 'verification outcomes waiting for the worker';
-COMMENT ON COLUMN apikey.stats.queue_size IS 'capacity of the queue (apikey.queue_size)';
-COMMENT ON COLUMN apikey.stats.dropped IS 'outcomes not logged because the queue was full';
-COMMENT ON COLUMN apikey.stats.untracked IS 'uses not counted because apikey.max_tracked_keys was reached';
 COMMENT ON COLUMN apikey.stats.cache_hits IS 'verifications (of the server, or of the backend) that found the key in the verified-key cache: the shared one (apikey.shared_cache_size), or the backend''s own (apikey.cache_size) on a standby or with the shared one off';
-COMMENT ON COLUMN apikey.stats.cache_misses IS 'verifications of a well-formed key that had to look it up in apikey.keys';
 COMMENT ON COLUMN apikey.stats.pid IS 'the backend''s process id (scope backend)';
 COMMENT ON COLUMN apikey.stats.cache_keys IS 'keys in the shared verified-key cache now';
 COMMENT ON COLUMN apikey.stats.cache_capacity IS 'keys the shared verified-key cache holds (apikey.shared_cache_size, rounded up)';
 COMMENT ON COLUMN apikey.stats.cache_bytes IS 'shared memory the shared verified-key cache takes';
-REVOKE ALL ON apikey.stats FROM PUBLIC;
-GRANT SELECT ON apikey.stats TO apikey_admin, apikey_manager;

@@ -5,8 +5,9 @@
  *	  (the live figures of this database's tracked keys, as many as the
  *	  caller may see), and for administrators apikey.server_stats() (the
  *	  server's), apikey.cache_stats() (the shared verified-key cache's)
- *	  and apikey.backend_stats() (each backend's cache lookups).  They read shared memory through tracker.h and, for
- *	  what a manager may see, run one query as the caller (SPI).
+ *	  and apikey.backend_stats() (each backend's cache lookups).  They
+ *	  read shared memory through tracker.h and keycache.h and, for what a
+ *	  manager may see, run one query as the caller (SPI).
  *
  *-------------------------------------------------------------------------
  */
@@ -124,6 +125,21 @@ apikey_key_stats(PG_FUNCTION_ARGS)
 }
 
 /*
+ * admin_result: start a set-returning function's result, and return where
+ * its rows go if the caller may see a server's figures (superusers and
+ * members of apikey_admin) and, with need_tracker, shared memory is there;
+ * NULL (no rows) otherwise.
+ */
+static ReturnSetInfo *
+admin_result(FunctionCallInfo fcinfo, bool need_tracker)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	if ((need_tracker && !apikey_tracker_active()) || !apikey_is_admin(GetUserId()))
+		return NULL;
+	return (ReturnSetInfo *) fcinfo->resultinfo;
+}
+
+/*
  * apikey.server_stats() returns setof (verifications jsonb, queue_depth,
  * queue_size, dropped, untracked, started_at, cache_hits, cache_misses):
  * this server's figures, one
@@ -142,11 +158,8 @@ apikey_server_stats(PG_FUNCTION_ARGS)
 	bool		nulls[8] = {0};
 	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (!apikey_tracker_active() || !apikey_is_admin(GetUserId()))
+	if ((rsinfo = admin_result(fcinfo, true)) == NULL)
 		return (Datum) 0;
-
 	apikey_tracker_server_stats(&s);
 	initStringInfo(&codes);
 	appendStringInfoChar(&codes, '{');
@@ -182,9 +195,7 @@ apikey_backend_stats(PG_FUNCTION_ARGS)
 	int			n;
 	int			i;
 
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (!apikey_tracker_active() || !apikey_is_admin(GetUserId()))
+	if ((rsinfo = admin_result(fcinfo, true)) == NULL)
 		return (Datum) 0;
 	n = apikey_tracker_backend_stats(&b);
 	for (i = 0; i < n; i++)
@@ -204,8 +215,8 @@ apikey_backend_stats(PG_FUNCTION_ARGS)
  * apikey.cache_stats() returns setof (keys, capacity, bytes,
  * variable_bytes): the shared verified-key cache's live keys, how many it
  * can hold, the shared memory it takes and the part of it holding the
- * keys' variable fields now; one row, for superusers and members of apikey_admin
- * (none otherwise, and none without the shared cache).
+ * keys' variable fields now; one row, for superusers and members of
+ * apikey_admin (none otherwise, and none without the shared cache).
  */
 APIKEY_SQL_FUNCTION(apikey_shared_cache_stats);
 
@@ -220,9 +231,7 @@ apikey_shared_cache_stats(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {0};
 
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	if (!apikey_is_admin(GetUserId()))
+	if ((rsinfo = admin_result(fcinfo, false)) == NULL)
 		return (Datum) 0;
 	apikey_keycache_stats(&keys, &capacity, &bytes, &variable_bytes);
 	if (capacity == 0)

@@ -40,6 +40,17 @@ key_of(Oid dbid, Oid relid, int64 key_id, TrackerKey *k, uint32 *hash)
 	return tracker_partition_lock(*hash);
 }
 
+/* remember: where the entry was found, for the caller's next use */
+static inline void
+remember(ApikeyTrackerHint *hint, TrackerEntry *e)
+{
+	if (hint != NULL)
+	{
+		hint->entry = e;
+		hint->incarnation = pg_atomic_read_u64(&e->incarnation);
+	}
+}
+
 /*
  * find_entry: the key's entry, created if missing, with its partition lock
  * held (in *lock: the caller releases it); NULL, with no lock held, when
@@ -71,11 +82,7 @@ find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limit
 	e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 	if (e != NULL)
 	{
-		if (hint != NULL)
-		{
-			hint->entry = e;
-			hint->incarnation = pg_atomic_read_u64(&e->incarnation);
-		}
+		remember(hint, e);
 		return e;
 	}
 	LWLockRelease(*lock);
@@ -110,11 +117,8 @@ find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limit
 	}
 	if (e == NULL)
 		LWLockRelease(*lock);
-	else if (hint != NULL)
-	{
-		hint->entry = e;
-		hint->incarnation = pg_atomic_read_u64(&e->incarnation);
-	}
+	else
+		remember(hint, e);
 	return e;
 }
 

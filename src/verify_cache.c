@@ -50,7 +50,6 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "commands/trigger.h"
-#include "executor/spi.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
@@ -355,19 +354,21 @@ apikey_cache_init(void)
 
 /*
  * forget_shared: the shared cache (keycache.c) must forget the current
- * secret of this row (its old version) when the transaction commits.
+ * secret of this row (its old version) when the transaction commits.  The
+ * column comes from the catalog's cache (the UPDATE or DELETE holds the
+ * table already); a trigger put on another table forgets nothing.
  */
 static void
 forget_shared(Relation rel, HeapTuple old)
 {
-	int			attnum = SPI_fnumber(RelationGetDescr(rel), "secret_hash");
+	const ApikeyCatalog *cat = apikey_catalog_lock(RowExclusiveLock);
 	bool		isnull;
 	Datum		d;
 	bytea	   *h;
 
-	if (attnum <= 0)
+	if (RelationGetRelid(rel) != cat->keys_relid)
 		return;
-	d = heap_getattr(old, attnum, RelationGetDescr(rel), &isnull);
+	d = heap_getattr(old, cat->att_secret_hash, RelationGetDescr(rel), &isnull);
 	if (isnull)
 		return;
 	h = DatumGetByteaPP(d);

@@ -22,10 +22,13 @@ OBJS = \
 	src/identity.o \
 	src/keycache.o \
 	src/keyformat.o \
+	src/plan.o \
+	src/plan_sql.o \
 	src/postgrest.o \
 	src/scope.o \
 	src/secret.o \
 	src/stats.o \
+	src/tracker_credits.o \
 	src/tracker_keys.o \
 	src/tracker_log.o \
 	src/tracker_shmem.o \
@@ -45,9 +48,12 @@ SHLIB_LINK = -lcrypto
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 PGFILEDESC = "apikey - API keys for PostgreSQL"
 
-REGRESS = create verify scopes rotate errors postgrest limits preload
+REGRESS = create verify scopes rotate errors postgrest limits preload plans
 REGRESS_OPTS = --load-extension=apikey --load-extension=pgcrypto
-ISOLATION = rotate rotate_foreign cache cache_snapshot cache_shared
+ISOLATION = rotate rotate_foreign cache cache_snapshot cache_shared $(ISOLATION_PRELOADED)
+# specs that need shared_preload_libraries = 'apikey' (credits): the
+# project's test command adds them for its preloaded server
+ISOLATION_PRELOADED =
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output_iso
 
 # PostgreSQL's TAP framework (test/tap/NNN_*.pl, helpers in

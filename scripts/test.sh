@@ -189,7 +189,8 @@ LOG_CONF=("log_min_messages = debug5" "log_error_verbosity = verbose"
 echo "== starting a throwaway cluster with apikey preloaded"
 if cluster_start "shared_preload_libraries = 'apikey'" "${LOG_CONF[@]}"; then
 	run_regress pg_regress_preload regression.diffs ISOLATION=
-	run_regress isolation_preload test/isolation/output_iso/regression.diffs REGRESS=
+	run_regress isolation_preload test/isolation/output_iso/regression.diffs REGRESS= \
+		ISOLATION_PRELOADED="credits"
 	cp "$CLUSTER_LOG" "$LOGDIR/preload_server.log"
 	cat results/*.out test/isolation/output_iso/results/*.out >"$LOGDIR/preload_results.log" 2>/dev/null
 	cluster_stop

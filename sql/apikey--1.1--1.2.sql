@@ -200,6 +200,151 @@ COMMENT ON FUNCTION apikey.backend_stats() IS
 REVOKE ALL ON FUNCTION apikey.cache_stats(), apikey.backend_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION apikey.cache_stats(), apikey.backend_stats() TO apikey_admin, apikey_manager;
 
+
+/*
+ * Usage plans, on keys: a balance of credits that VALID calls draw on
+ * (apikey_verify's cost, 1 for the four-argument form), set by an
+ * administrator and refilled on a calendar (00:00 UTC of the due day).
+ * The balance lives in shared memory and is written by the worker into
+ * apikey.usage, never into apikey.keys: a call changes no key's row, so
+ * no cache is invalidated.  credits_set_at, stamped by a trigger whenever
+ * an UPDATE names credits, tells the balance that an administrator set it
+ * again: from that commit on the balance is the new credits, whatever was
+ * used before.
+ */
+CREATE FUNCTION apikey.plan_valid(credits bigint, refill_amount bigint,
+								  refill_interval text, refill_day integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_plan_valid'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer) IS
+	'true if a plan''s credits and refill obey the rules of apikey_create: credits and refill_amount from 0 to 10^15, refill_interval day or month with refill_amount and credits, refill_day 1 to 31 for a monthly refill only (the CHECK on apikey.keys)';
+CREATE FUNCTION apikey.next_refill(refill_interval text, refill_day integer, after timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'apikey_next_refill'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.next_refill(text, integer, timestamptz) IS
+	'the first refill after a time: 00:00 UTC of the next day, or of refill_day of a month (its last day when shorter; NULL refill_day: the 1st); NULL without a refill';
+REVOKE ALL ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer),
+	apikey.next_refill(text, integer, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer),
+	apikey.next_refill(text, integer, timestamptz) TO apikey_manager, apikey_admin;
+
+ALTER TABLE apikey.keys
+	ADD COLUMN credits bigint,
+	ADD COLUMN refill_amount bigint,
+	ADD COLUMN refill_interval text,
+	ADD COLUMN refill_day integer,
+	ADD COLUMN credits_set_at timestamptz,
+	ADD CONSTRAINT keys_plan_check
+		CHECK (apikey.plan_valid(credits, refill_amount, refill_interval, refill_day));
+COMMENT ON COLUMN apikey.keys.credits IS
+	'credits a VALID verification draws on (apikey_verify''s cost); the balance from credits_set_at on; NULL: unmetered';
+COMMENT ON COLUMN apikey.keys.refill_amount IS 'the balance each refill sets (not adds); NULL: no refill';
+COMMENT ON COLUMN apikey.keys.refill_interval IS 'day or month: refills at 00:00 UTC of every day, or of refill_day of every month';
+COMMENT ON COLUMN apikey.keys.refill_day IS 'the day of a monthly refill, 1 to 31 (a shorter month refills on its last day); NULL: the 1st';
+COMMENT ON COLUMN apikey.keys.credits_set_at IS
+	'when credits was last set (by apikey_create or an UPDATE naming it): uses before it do not count against it (set by the extension)';
+GRANT SELECT (credits, refill_amount, refill_interval, refill_day, credits_set_at)
+	ON apikey.keys TO apikey_admin, apikey_manager;
+GRANT UPDATE (credits, refill_amount, refill_interval, refill_day) ON apikey.keys TO apikey_admin;
+
+CREATE FUNCTION apikey.plan_stamp()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_plan_stamp'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.plan_stamp() IS
+	'trigger: stamps credits_set_at when credits is set, and refuses credits without apikey in shared_preload_libraries';
+REVOKE ALL ON FUNCTION apikey.plan_stamp() FROM PUBLIC;
+/* named to fire after keys_guard, which refuses a credits_set_at set by hand */
+CREATE TRIGGER keys_plan_stamp
+	BEFORE INSERT OR UPDATE OF credits ON apikey.keys
+	FOR EACH ROW EXECUTE FUNCTION apikey.plan_stamp();
+COMMENT ON TRIGGER keys_plan_stamp ON apikey.keys IS
+	'credits set (even to the same value) starts a new balance from this commit on';
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_plan_stamp;
+
+/*
+ * The balance of each metered key, written by the worker with the usage
+ * (in place, like the counts): the credits left as of the last flush, the
+ * grant they count from and the last refill applied.  NOT NULL, so that
+ * rows keep the layout the in-place write needs.
+ */
+ALTER TABLE apikey.usage
+	ADD COLUMN credits_remaining bigint NOT NULL DEFAULT 0,
+	ADD COLUMN credits_set_at timestamptz NOT NULL DEFAULT '-infinity',
+	ADD COLUMN credits_refilled_at timestamptz NOT NULL DEFAULT '-infinity';
+COMMENT ON COLUMN apikey.usage.credits_remaining IS
+	'a metered key''s balance as of the worker''s last flush (counts from credits_set_at)';
+COMMENT ON COLUMN apikey.usage.credits_set_at IS
+	'the apikey.keys.credits_set_at the balance counts from (-infinity: never metered)';
+COMMENT ON COLUMN apikey.usage.credits_refilled_at IS
+	'the last refill applied to the balance, or when its credits were set';
+
+/* apikey_create gains the plan */
+DROP FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name);
+CREATE FUNCTION apikey.apikey_create(
+	name text,
+	scopes text[],
+	expires_at timestamptz DEFAULT NULL,
+	prefix text DEFAULT NULL,
+	owner text DEFAULT NULL,
+	resources text[] DEFAULT NULL,
+	meta jsonb DEFAULT '{}',
+	rate_limit integer DEFAULT NULL,
+	rate_window interval DEFAULT NULL,
+	allowed_cidrs cidr[] DEFAULT NULL,
+	db_role name DEFAULT NULL,
+	credits bigint DEFAULT NULL,
+	refill_amount bigint DEFAULT NULL,
+	refill_interval text DEFAULT NULL,
+	refill_day integer DEFAULT NULL)
+RETURNS TABLE (key_id bigint, key text)
+AS 'MODULE_PATHNAME', 'apikey_create'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name, bigint, bigint, text, integer) IS
+	'create an API key owned by the current role; returns its id and the key, shown only this once (credits and refills: apikey_admin only)';
+REVOKE ALL ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name, bigint, bigint, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name, bigint, bigint, text, integer)
+	TO apikey_manager, apikey_admin;
+
+/* what a verification tells of the balance and of missing scopes */
+ALTER TYPE apikey.verification
+	ADD ATTRIBUTE credits_remaining bigint,
+	ADD ATTRIBUTE missing_scopes text[];
+COMMENT ON COLUMN apikey.verification.credits_remaining IS
+	'the smallest balance that applied to this call, after it (the key''s or its owner''s); NULL when neither is metered';
+COMMENT ON COLUMN apikey.verification.missing_scopes IS
+	'for INSUFFICIENT_SCOPE, the required scopes the key was not granted; NULL otherwise';
+
+CREATE FUNCTION apikey.apikey_verify(key text, required_scopes text[], resource text,
+									 client_addr inet, cost integer)
+RETURNS apikey.verification
+AS 'MODULE_PATHNAME', 'apikey_verify'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+COMMENT ON FUNCTION apikey.apikey_verify(text, text[], text, inet, integer) IS
+	'check an API key as the four-argument form does, and take cost credits (0 to 1000000) from a metered balance when VALID; never raises for a bad key';
+REVOKE ALL ON FUNCTION apikey.apikey_verify(text, text[], text, inet, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.apikey_verify(text, text[], text, inet, integer)
+	TO apikey_verifier, apikey_manager, apikey_admin;
+
+/*
+ * What the DBA's views show of plans: apikey.stats the live balance in
+ * shared memory, apikey.key_status the plan and the balance as of the
+ * worker's last flush, with any refill due since applied.  (apikey.stats
+ * was replaced once in 1.2 for the shared cache: it is written here once,
+ * with both.)
+ */
+CREATE FUNCTION apikey.key_balances(OUT key_id bigint, OUT credits_remaining bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'apikey_key_balances'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.key_balances() IS
+	'live balances of this database''s metered keys in shared memory (use the view apikey.stats)';
+REVOKE ALL ON FUNCTION apikey.key_balances() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.key_balances() TO apikey_admin, apikey_manager;
+
 CREATE OR REPLACE VIEW apikey.stats WITH (security_invoker = true) AS
 SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
 	   s.rate_limit, s.bucket_tokens,
@@ -207,19 +352,21 @@ SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
 	   NULL::integer AS queue_size, NULL::bigint AS dropped, NULL::bigint AS untracked,
 	   NULL::bigint AS cache_hits, NULL::bigint AS cache_misses,
 	   NULL::integer AS pid, NULL::bigint AS cache_keys,
-	   NULL::bigint AS cache_capacity, NULL::bigint AS cache_bytes
+	   NULL::bigint AS cache_capacity, NULL::bigint AS cache_bytes,
+	   b.credits_remaining
   FROM apikey.key_stats() s
   JOIN apikey.keys k ON k.id OPERATOR(pg_catalog.=) s.key_id
+  LEFT JOIN apikey.key_balances() b ON b.key_id OPERATOR(pg_catalog.=) s.key_id
 UNION ALL
 SELECT 'server', NULL, NULL, NULL, NULL, NULL, NULL,
 	   v.verifications, v.queue_depth, v.queue_size, v.dropped, v.untracked,
-	   v.cache_hits, v.cache_misses, NULL, c.keys, c.capacity, c.bytes
+	   v.cache_hits, v.cache_misses, NULL, c.keys, c.capacity, c.bytes, NULL
   FROM apikey.server_stats() v
   LEFT JOIN apikey.cache_stats() c ON true
 UNION ALL
 SELECT 'backend', NULL, NULL, NULL, NULL, NULL, NULL,
 	   NULL, NULL, NULL, NULL, NULL,
-	   b.cache_hits, b.cache_misses, b.pid, NULL, NULL, NULL
+	   b.cache_hits, b.cache_misses, b.pid, NULL, NULL, NULL, NULL
   FROM apikey.backend_stats() b;
 COMMENT ON VIEW apikey.stats IS
 	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue, what was dropped and the verified-key cache''s hits, misses and size; per backend (scope backend, admins only) its cache hits and misses';
@@ -229,3 +376,40 @@ COMMENT ON COLUMN apikey.stats.pid IS 'the backend''s process id (scope backend)
 COMMENT ON COLUMN apikey.stats.cache_keys IS 'keys in the shared verified-key cache now';
 COMMENT ON COLUMN apikey.stats.cache_capacity IS 'keys the shared verified-key cache holds (apikey.shared_cache_size, rounded up)';
 COMMENT ON COLUMN apikey.stats.cache_bytes IS 'shared memory the shared verified-key cache takes';
+COMMENT ON COLUMN apikey.stats.credits_remaining IS 'a metered key''s balance now (scope key)';
+
+CREATE OR REPLACE VIEW apikey.key_status WITH (security_invoker = true) AS
+SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,
+	   k.resources, k.allowed_cidrs,
+	   CASE
+		   WHEN NOT k.enabled THEN 'disabled'
+		   WHEN k.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() THEN 'expired'
+		   WHEN k.grace_until OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'rotating'
+		   ELSE 'active'
+	   END AS state,
+	   k.enabled, k.expires_at, k.rate_limit, k.rate_window, k.rotated_at,
+	   k.grace_until, u.last_used_at, COALESCE(u.use_count, 0) AS use_count,
+	   k.created_at, k.created_by, k.db_role,
+	   k.credits, k.refill_amount, k.refill_interval, k.refill_day,
+	   CASE WHEN k.credits IS NOT NULL THEN
+		   CASE WHEN apikey.next_refill(k.refill_interval, k.refill_day, b.period)
+					 OPERATOR(pg_catalog.<=) pg_catalog.now()
+				THEN k.refill_amount ELSE b.balance END
+	   END AS credits_remaining,
+	   CASE WHEN k.credits IS NOT NULL THEN
+		   apikey.next_refill(k.refill_interval, k.refill_day, pg_catalog.now())
+	   END AS next_refill
+  FROM apikey.keys k
+  LEFT JOIN apikey.usage u ON u.key_id OPERATOR(pg_catalog.=) k.id
+  CROSS JOIN LATERAL (
+	SELECT CASE WHEN u.credits_set_at OPERATOR(pg_catalog.>=) k.credits_set_at
+				THEN u.credits_refilled_at ELSE k.credits_set_at END AS period,
+		   CASE WHEN u.credits_set_at OPERATOR(pg_catalog.>=) k.credits_set_at
+				THEN u.credits_remaining ELSE k.credits END AS balance) b;
+COMMENT ON COLUMN apikey.key_status.credits IS 'the key''s credits as last set; NULL: unmetered';
+COMMENT ON COLUMN apikey.key_status.refill_amount IS 'the balance each refill sets';
+COMMENT ON COLUMN apikey.key_status.refill_interval IS 'day or month';
+COMMENT ON COLUMN apikey.key_status.refill_day IS 'the day of a monthly refill (NULL: the 1st)';
+COMMENT ON COLUMN apikey.key_status.credits_remaining IS
+	'the balance as of the worker''s last flush, with a refill due since applied (apikey.stats has the live one)';
+COMMENT ON COLUMN apikey.key_status.next_refill IS 'when the balance is next refilled; NULL: no refill';

@@ -77,3 +77,20 @@ SELECT count(*) AS server_rows FROM apikey.stats WHERE scope = 'server';
 -- without the limit, VALID again
 UPDATE apikey.keys SET rate_limit = NULL, rate_window = NULL WHERE id = :id;
 SELECT v.code FROM apikey.apikey_verify(:'k') v;
+
+--
+-- credits (1.2): refused without shared memory (55000), by apikey_create
+-- and by UPDATE alike; a metered key that exists anyway (restored from a
+-- dump by a superuser) fails closed, QUOTA_EXCEEDED with no retry_after.
+-- With shared memory: set, and drawn on.
+--
+SELECT count(*) AS created FROM apikey.apikey_create('c', '{}', credits => 5);
+DELETE FROM apikey.keys WHERE name = 'c';
+UPDATE apikey.keys SET credits = 5 WHERE id = :id;
+SELECT credits IS NOT NULL AS metered FROM apikey.keys WHERE id = :id;
+ALTER TABLE apikey.keys DISABLE TRIGGER keys_plan_stamp;
+UPDATE apikey.keys SET credits = 5, credits_set_at = now() WHERE id = :id;
+ALTER TABLE apikey.keys ENABLE ALWAYS TRIGGER keys_plan_stamp;
+SELECT v.code, v.http_status, v.retry_after, v.credits_remaining FROM apikey.apikey_verify(:'k') v;
+UPDATE apikey.keys SET credits = NULL WHERE id = :id;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'k') v;

@@ -49,6 +49,7 @@ _PG_init(void)
 	apikey_postgrest_init();
 	apikey_tracker_init();
 	apikey_tracker_log_init();
+	apikey_tracker_credits_init();
 	apikey_worker_init();
 	apikey_catalog_init();
 	apikey_cache_init();

@@ -31,6 +31,7 @@
 
 #include "catalog.h"
 #include "common.h"
+#include "compat.h"
 
 static ApikeyCatalog cache;
 static bool cache_valid = false;
@@ -47,7 +48,9 @@ relcache_callback(Datum arg, Oid relid)
 	if (relid == InvalidOid ||
 		relid == cache.keys_relid ||
 		relid == cache.prefix_idx ||
-		relid == cache.grace_prefix_idx)
+		relid == cache.grace_prefix_idx ||
+		relid == cache.usage_relid ||
+		relid == cache.usage_pkey)
 		cache_valid = false;
 }
 
@@ -230,8 +233,28 @@ fill(void)
 	c.att_grace_secret_hash = column(desc, "grace_secret_hash", BYTEAOID);
 	/* added in 1.1: a database not yet updated from 1.0 has none */
 	c.att_db_role = optional_column(desc, "db_role", NAMEOID);
+	/* added in 1.2 */
+	c.att_credits = optional_column(desc, "credits", INT8OID);
+	c.att_refill_amount = optional_column(desc, "refill_amount", INT8OID);
+	c.att_refill_interval = optional_column(desc, "refill_interval", TEXTOID);
+	c.att_refill_day = optional_column(desc, "refill_day", INT4OID);
+	c.att_credits_set_at = optional_column(desc, "credits_set_at", TIMESTAMPTZOID);
+	if (c.att_credits_set_at == InvalidAttrNumber)
+		c.att_credits = InvalidAttrNumber;
 	c.cache_coherent = cache_trigger_fires(rel);
 	table_close(rel, NoLock);
+
+	/* where the worker writes balances (read back after a restart) */
+	c.usage_relid = get_relname_relid("usage", c.namespace_oid);
+	if (OidIsValid(c.usage_relid))
+	{
+		rel = try_table_open(c.usage_relid, AccessShareLock);
+		if (rel != NULL)
+		{
+			c.usage_pkey = apikey_primary_key_index(rel);
+			table_close(rel, NoLock);
+		}
+	}
 
 	cache = c;
 	cache_valid = true;

@@ -38,6 +38,13 @@ typedef struct ApikeyCatalog
 	AttrNumber	att_secret_hash;
 	AttrNumber	att_grace_secret_hash;
 	AttrNumber	att_db_role;	/* 1.1; InvalidAttrNumber on a 1.0 schema */
+	AttrNumber	att_credits;	/* 1.2's plan columns; InvalidAttrNumber before */
+	AttrNumber	att_refill_amount;
+	AttrNumber	att_refill_interval;
+	AttrNumber	att_refill_day;
+	AttrNumber	att_credits_set_at;
+	Oid			usage_relid;	/* apikey.usage and its primary key (1.1) */
+	Oid			usage_pkey;
 	bool		cache_coherent; /* keys_cache_invalidate exists and fires ALWAYS */
 } ApikeyCatalog;
 

@@ -23,10 +23,11 @@ typedef enum ApikeyCode
 	APIKEY_INSUFFICIENT_SCOPE,
 	APIKEY_IP_DENIED,
 	APIKEY_RESOURCE_DENIED,
-	APIKEY_RATE_LIMITED
+	APIKEY_RATE_LIMITED,
+	APIKEY_QUOTA_EXCEEDED		/* 1.2 */
 } ApikeyCode;
 
-#define APIKEY_NUM_CODES (APIKEY_RATE_LIMITED + 1)
+#define APIKEY_NUM_CODES (APIKEY_QUOTA_EXCEEDED + 1)
 
 extern const char *apikey_code_name(ApikeyCode code);
 extern int	apikey_code_http_status(ApikeyCode code);

@@ -37,6 +37,7 @@
 #include "common.h"
 #include "create_rotate.h"
 #include "dbrole.h"
+#include "plan_sql.h"
 #include "keyformat.h"
 #include "secret.h"
 #include "validate.h"
@@ -162,13 +163,14 @@ refuse_group_role(Oid caller)
 
 /*
  * apikey_create(name, scopes, expires_at, prefix, owner, resources, meta,
- *				 rate_limit, rate_window, allowed_cidrs, db_role)
+ *				 rate_limit, rate_window, allowed_cidrs, db_role, credits,
+ *				 refill_amount, refill_interval, refill_day)
  *	returns table (key_id bigint, key text)
  *
  * 1.0's SQL declaration has no db_role (10 arguments); the same C function
  * serves both until ALTER EXTENSION apikey UPDATE.
  */
-#define CREATE_NARGS 15
+#define CREATE_NARGS 19
 
 Datum
 apikey_create(PG_FUNCTION_ARGS)
@@ -180,9 +182,10 @@ apikey_create(PG_FUNCTION_ARGS)
 	const ApikeyCatalog *cat;
 	Minted		m;
 	bool		has_db_role = PG_NARGS() > 10;
+	bool		has_plan = PG_NARGS() > 11;
 	Oid			argtypes[CREATE_NARGS] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, NAMEOID,
 		TEXTARRAYOID, TEXTARRAYOID, CIDRARRAYOID, JSONBOID, TIMESTAMPTZOID,
-	INT4OID, INTERVALOID, NAMEOID, BYTEAOID, NAMEOID};
+	INT4OID, INTERVALOID, NAMEOID, BYTEAOID, NAMEOID, INT8OID, INT8OID, TEXTOID, INT4OID};
 	Datum		args[CREATE_NARGS];
 	char		argnulls[CREATE_NARGS];
 	ApikeyActorSwitch saved;
@@ -235,6 +238,17 @@ apikey_create(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(9))
 		apikey_validate_cidrs(PG_GETARG_ARRAYTYPE_P(9));
 
+	if (has_plan)
+	{
+		/* a refill without credits starts full: credits = refill_amount */
+		if (PG_ARGISNULL(11) && !PG_ARGISNULL(12))
+		{
+			fcinfo->args[11].value = fcinfo->args[12].value;
+			fcinfo->args[11].isnull = false;
+		}
+		apikey_plan_check(fcinfo, 11, caller);
+	}
+
 	refuse_group_role(caller);
 	if (has_db_role && !PG_ARGISNULL(10))
 		apikey_db_role_validate(NameStr(*PG_GETARG_NAME(10)), caller);
@@ -270,10 +284,28 @@ apikey_create(PG_FUNCTION_ARGS)
 		args[14] = PG_GETARG_DATUM(10);
 		argnulls[14] = PG_ARGISNULL(10) ? 'n' : ' ';
 	}
+	if (has_plan)
+	{
+		int			i;
+
+		for (i = 0; i < 4; i++)
+		{
+			args[15 + i] = PG_GETARG_DATUM(11 + i);
+			argnulls[15 + i] = PG_ARGISNULL(11 + i) ? 'n' : ' ';
+		}
+	}
 
 	cat = apikey_catalog_lock(RowExclusiveLock);
 	saved = apikey_actor_begin(cat->keys_owner);
-	ret = apikey_actor_execute(has_db_role ?
+	ret = apikey_actor_execute(has_plan ?
+							   "INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
+							   " resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
+							   " created_by, secret_hash, db_role, credits, refill_amount, refill_interval,"
+							   " refill_day)"
+							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+							   " $16, $17, $18, $19)"
+							   " RETURNING id" :
+							   has_db_role ?
 							   "INSERT INTO apikey.keys (name, prefix, hint, owner, owner_role, scopes,"
 							   " resources, allowed_cidrs, meta, expires_at, rate_limit, rate_window,"
 							   " created_by, secret_hash, db_role)"
@@ -284,7 +316,7 @@ apikey_create(PG_FUNCTION_ARGS)
 							   " created_by, secret_hash)"
 							   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 							   " RETURNING id",
-							   has_db_role ? 15 : 14, argtypes, args, argnulls, 1);
+							   has_plan ? 19 : has_db_role ? 15 : 14, argtypes, args, argnulls, 1);
 	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not insert into apikey.keys: %s", SPI_result_code_string(ret));
 	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],

@@ -16,7 +16,9 @@
  *	  - a key is created only by apikey_create (an INSERT outside it is
  *		refused), so a hash, prefix, hint or db_role cannot be forged;
  *	  - the secret hashes, the grace period, the hint and rotated_at change
- *		only through apikey_rotate, and id, prefix and created_* never;
+ *		only through apikey_rotate, and id, prefix, created_* and
+ *		credits_set_at (stamped by keys_plan_stamp) never;
+ *	  - credits and refills (1.2) change only by an administrator;
  *	  - superusers may do anything (restoring a dump inserts as one).
  *
  *-------------------------------------------------------------------------
@@ -48,7 +50,11 @@ static const char *const rotate_only[] = {
 	"secret_hash", "grace_secret_hash", "grace_until", "hint", "rotated_at", NULL
 };
 static const char *const never[] = {
-	"id", "prefix", "created_at", "created_by", NULL
+	"id", "prefix", "created_at", "created_by", "credits_set_at", NULL
+};
+/* a key's plan (1.2): administrators only */
+static const char *const plan_columns[] = {
+	"credits", "refill_amount", "refill_interval", "refill_day", NULL
 };
 
 /* changed: the column differs between the old and the new row */
@@ -107,10 +113,18 @@ apikey_keys_guard(PG_FUNCTION_ARGS)
 					 errmsg("column \"%s\" of apikey.keys changes only through apikey.apikey_rotate()",
 							rotate_only[i])));
 	for (i = 0; never[i] != NULL; i++)
-		if (changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, never[i]))
+		if (SPI_fnumber(desc, never[i]) > 0 &&
+			changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, never[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("column \"%s\" of apikey.keys cannot be changed", never[i])));
+	for (i = 0; plan_columns[i] != NULL; i++)
+		if (SPI_fnumber(desc, plan_columns[i]) > 0 &&
+			changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, plan_columns[i]) &&
+			!apikey_is_admin(apikey_actor_role()))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only an apikey_admin changes a key's credits or refills")));
 	return PointerGetDatum(trigdata->tg_newtuple);
 }
 

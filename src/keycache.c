@@ -102,7 +102,7 @@
 enum
 {
 	F_NAME, F_OWNER, F_OWNER_ROLE, F_DB_ROLE, F_SCOPES, F_RESOURCES, F_CIDRS,
-	F_META, KC_FIELDS
+	F_META, F_CREDITS, KC_FIELDS
 };
 
 /*
@@ -462,6 +462,13 @@ serialize(const ApikeyKey *key, uint32 *len)
 	if (!key->cidrs_isnull)
 		v[F_CIDRS] = flat(key->allowed_cidrs);
 	v[F_META] = flat(key->meta);
+	if (key->metered)
+	{
+		/* the plan, as a varlena of its bytes (read back with memcpy) */
+		v[F_CREDITS] = palloc(VARHDRSZ + sizeof(PlanCredits));
+		SET_VARSIZE(v[F_CREDITS], VARHDRSZ + sizeof(PlanCredits));
+		memcpy(VARDATA(v[F_CREDITS]), &key->credits, sizeof(PlanCredits));
+	}
 
 	for (i = 0; i < KC_FIELDS; i++)
 	{
@@ -540,6 +547,9 @@ unpack(KcEntry *e, ApikeyKey *key)
 	key->allowed_cidrs = key->cidrs_isnull ? (Datum) 0 :
 		PointerGetDatum(buf + h->off[F_CIDRS]);
 	key->meta = PointerGetDatum(buf + h->off[F_META]);
+	key->metered = h->off[F_CREDITS] != 0;
+	if (key->metered)
+		memcpy(&key->credits, buf + h->off[F_CREDITS] + VARHDRSZ, sizeof(PlanCredits));
 	key->enabled = (e->flags & KE_ENABLED) != 0;
 	key->expires_isnull = !(e->flags & KE_EXPIRES);
 	key->expires_at = e->expires_at;

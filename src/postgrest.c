@@ -482,7 +482,7 @@ refuse(int status, const char *code, const char *message,
 			appendStringInfo(&challenge, "ApiKey header=\"%s\"", key_header);
 			json_field(&headers, "WWW-Authenticate", challenge.data);
 		}
-		if (status == 429)
+		if (status == 429 && retry_after > 0)
 		{
 			snprintf(num, sizeof(num), "%ld", retry_after);
 			json_field(&headers, "Retry-After", num);
@@ -503,7 +503,7 @@ refuse(int status, const char *code, const char *message,
 
 /*
  * refuse_code: refuse with the texts of a verification code; retry is the
- * Retry-After of RATE_LIMITED.
+ * Retry-After of RATE_LIMITED and QUOTA_EXCEEDED (0: none).
  */
 static void
 refuse_code(ApikeyCode code, const char *required, long retry)
@@ -548,6 +548,11 @@ refuse_code(ApikeyCode code, const char *required, long retry)
 		case APIKEY_RATE_LIMITED:
 			message = "API key is over its rate limit";
 			hint = psprintf("Retry after %ld seconds.", retry);
+			break;
+		case APIKEY_QUOTA_EXCEEDED:
+			message = "API key has no credits left";
+			hint = retry > 0 ? psprintf("Credits are refilled in %ld seconds.", retry) :
+				"Ask the key's provider for more credits.";
 			break;
 		default:
 			elog(ERROR, "unexpected verification code %d", (int) code);
@@ -631,6 +636,7 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 	}
 
 	memset(&req, 0, sizeof(req));
+	req.cost = 1;				/* a request draws one credit of a metered key */
 	req.client_addr = client_address(headers);
 	req.client_isnull = (req.client_addr == (Datum) 0);
 	if (scopes_mode == SCOPES_PATH)
@@ -663,7 +669,9 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 	if (res.code != APIKEY_VALID)
 	{
 		ApikeyCode	code = res.code;
-		long		retry = code == APIKEY_RATE_LIMITED ? retry_seconds(&res) : 0;
+		long		retry = (code == APIKEY_RATE_LIMITED ||
+							 (code == APIKEY_QUOTA_EXCEEDED && !res.retry_isnull)) ?
+			retry_seconds(&res) : 0;
 
 		apikey_check_done(&res);
 		refuse_code(code, required, retry);

@@ -39,12 +39,14 @@
  * manager's own), whether it is called directly or through apikey.stats.
  */
 APIKEY_SQL_FUNCTION(apikey_key_stats);
+APIKEY_SQL_FUNCTION(apikey_key_balances);
 
 typedef struct KeyStatsOut
 {
 	ReturnSetInfo *rsinfo;
 	int64	   *visible;		/* sorted ids the caller may see; NULL: all */
 	int			nvisible;
+	bool		balances;		/* apikey.key_balances(): metered keys' balances */
 } KeyStatsOut;
 
 static int
@@ -56,6 +58,11 @@ cmp_int64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/*
+ * put_key_stats: one key's row of apikey.key_stats(), or of
+ * apikey.key_balances() (1.2: key_id, credits_remaining; metered keys
+ * whose balance is in shared memory only).
+ */
 static void
 put_key_stats(void *arg, const ApikeyKeyStats *k)
 {
@@ -66,6 +73,15 @@ put_key_stats(void *arg, const ApikeyKeyStats *k)
 	if (out->visible != NULL &&
 		bsearch(&k->key_id, out->visible, out->nvisible, sizeof(int64), cmp_int64) == NULL)
 		return;
+	if (out->balances)
+	{
+		if (!k->has_balance)
+			return;
+		values[0] = Int64GetDatum(k->key_id);
+		values[1] = Int64GetDatum(k->credits_remaining);
+		tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+		return;
+	}
 
 	values[0] = Int64GetDatum(k->key_id);
 	values[1] = Int64GetDatum(k->pending_uses);
@@ -106,14 +122,16 @@ visible_keys(int *n)
 	return ids;
 }
 
-Datum
-apikey_key_stats(PG_FUNCTION_ARGS)
+/* key_stats: the rows of apikey.key_stats() or apikey.key_balances() */
+static Datum
+key_stats(FunctionCallInfo fcinfo, bool balances)
 {
 	KeyStatsOut out;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!apikey_tracker_active())
 		return (Datum) 0;
+	out.balances = balances;
 	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	out.visible = NULL;
 	out.nvisible = 0;
@@ -122,6 +140,18 @@ apikey_key_stats(PG_FUNCTION_ARGS)
 	apikey_tracker_key_stats(MyDatabaseId, apikey_catalog_lock(AccessShareLock)->keys_relid,
 							 put_key_stats, &out);
 	return (Datum) 0;
+}
+
+Datum
+apikey_key_stats(PG_FUNCTION_ARGS)
+{
+	return key_stats(fcinfo, false);
+}
+
+Datum
+apikey_key_balances(PG_FUNCTION_ARGS)
+{
+	return key_stats(fcinfo, true);
 }
 
 /*

@@ -11,6 +11,7 @@
  *	tracker_shmem.c	the shared struct, its setup and locks, the settings
  *				that size it, the server-wide counters
  *	tracker_keys.c	the key table: buckets, usage, recycling idle entries
+ *	tracker_credits.c	metered balances: refunds on abort, the plan clock
  *	tracker_log.c	the outcome queue and apikey.log_verifications
  *	tracker_state.c	the state file kept across a clean restart
  *	stats.c			the SQL functions behind apikey.stats
@@ -26,6 +27,7 @@
 #include "utils/inet.h"
 
 #include "codes.h"
+#include "plan.h"
 
 /* one verification outcome waiting for apikey.audit (no secret in it) */
 typedef struct ApikeyLogEntry
@@ -48,6 +50,8 @@ typedef struct ApikeyUsage
 	int64		key_id;
 	int64		uses;
 	TimestampTz last_used_at;
+	bool		has_balance;	/* a metered key's balance changed: write it */
+	PlanBalance balance;
 } ApikeyUsage;
 
 typedef struct ApikeyKeyStats
@@ -57,6 +61,8 @@ typedef struct ApikeyKeyStats
 	TimestampTz last_used_at;	/* 0: no use since the last flush */
 	int32		rate_limit;		/* 0: none seen */
 	double		tokens;
+	bool		has_balance;	/* a metered key's balance is known here */
+	int64		credits_remaining;
 } ApikeyKeyStats;
 
 typedef struct ApikeyServerStats
@@ -84,6 +90,38 @@ typedef struct ApikeyTrackerHint
 	uint64		incarnation;	/* 0: no hint */
 } ApikeyTrackerHint;
 
+/*
+ * One verification's draw on its key's tracker entry (apikey_tracker_use):
+ * a token of the rate limit, cost credits of a metered balance, and the
+ * use counted, all or nothing.
+ */
+typedef struct ApikeyDraw
+{
+	Oid			relid;			/* the key: its apikey.keys and id */
+	int64		key_id;
+	const char *owner_role;
+	int32		rate_limit;		/* 0: none */
+	const Interval *window;
+	const PlanCredits *credits; /* NULL: unmetered */
+	int64		cost;
+	TimestampTz plan_now;		/* refills are judged at (apikey_plan_now) */
+	ApikeyTrackerHint *hint;	/* in: where the entry was; out: where it is */
+	/* what happened */
+	int64		retry_us;		/* RATE_LIMITED, or QUOTA_EXCEEDED (-1: no refill) */
+	bool		has_remaining;	/* metered: the balance after the call */
+	int64		remaining;
+	PlanBalance taken_from;		/* VALID and metered: the balance drawn on */
+} ApikeyDraw;
+
+/* what apikey_tracker_use decided */
+typedef enum ApikeyDrawVerdict
+{
+	APIKEY_DRAW_VALID,
+	APIKEY_DRAW_RATE_LIMITED,
+	APIKEY_DRAW_QUOTA_EXCEEDED,
+	APIKEY_DRAW_LOAD			/* the balance is not in shared memory: load it */
+} ApikeyDrawVerdict;
+
 /* one backend's verified-key cache lookups */
 typedef struct ApikeyBackendStats
 {
@@ -105,16 +143,20 @@ extern void apikey_tracker_server_stats(ApikeyServerStats *s);
 extern int	apikey_tracker_backend_stats(ApikeyBackendStats **out);
 
 /* tracker_keys.c */
-extern bool apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role,
-							   int32 rate_limit,
-							   const Interval *window, int64 *retry_us,
-							   ApikeyTrackerHint *hint);
+extern ApikeyDrawVerdict apikey_tracker_use(ApikeyDraw *d);
+extern void apikey_tracker_load_balance(const ApikeyDraw *d, const PlanBalance *b);
 extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 										 int64 **spent, int *nspent);
 extern void apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n);
 extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),
 									 void *arg);
+
+/* tracker_credits.c */
+extern bool apikey_refund_on_abort;
+extern void apikey_tracker_credits_init(void);
+extern TimestampTz apikey_plan_now(void);
+extern void apikey_tracker_note_refund(const ApikeyDraw *d);
 
 /* tracker_log.c */
 extern void apikey_tracker_log_init(void);

@@ -78,6 +78,9 @@ typedef struct TrackerState
 	int32		idle_flushes;	/* flushes since the last use */
 	uint8		tenant;			/* key owner's group (tracker_tenant_of), 0: none */
 	bool		limited_entry;	/* made for a limited key: counted in tenant_entries */
+	bool		cr_known;		/* cr holds the balance of a metered key */
+	bool		cr_dirty;		/* cr changed since the worker last wrote it */
+	PlanBalance cr;
 } TrackerState;
 
 typedef struct TrackerEntry
@@ -143,6 +146,11 @@ extern void tracker_scan_yield(LWLockMode mode, int *seen);
 
 /* tracker_keys.c */
 extern void tracker_refill(TrackerState *st, TimestampTz now);
+extern TrackerEntry *tracker_find_entry(Oid dbid, Oid relid, int64 key_id,
+										const char *owner_role, bool limited,
+										bool create, ApikeyTrackerHint *hint,
+										LWLock **lock);
+
 
 /*
  * tracker_entry_made, tracker_entry_removed: give an entry just made a new

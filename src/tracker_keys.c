@@ -52,15 +52,16 @@ remember(ApikeyTrackerHint *hint, TrackerEntry *e)
 }
 
 /*
- * find_entry: the key's entry, created if missing, with its partition lock
- * held (in *lock: the caller releases it); NULL, with no lock held, when
- * the table is full.  Entries are removed only by the worker.  A hint
- * whose incarnation the entry still carries saves the hash search; *hint
- * is set to where the entry was found.
+ * tracker_find_entry: the key's entry, created if missing (and create),
+ * with its partition lock held (in *lock: the caller releases it); NULL,
+ * with no lock held, when it is missing and not created (the table full,
+ * or !create).  Entries are removed only by the worker.  A hint whose
+ * incarnation the entry still carries saves the hash search; *hint is set
+ * to where the entry was found.
  */
-static TrackerEntry *
-find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limited,
-		   ApikeyTrackerHint *hint, LWLock **lock)
+TrackerEntry *
+tracker_find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role,
+				   bool limited, bool create, ApikeyTrackerHint *hint, LWLock **lock)
 {
 	TrackerKey	k;
 	uint32		hash;
@@ -86,14 +87,17 @@ find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role, bool limit
 		return e;
 	}
 	LWLockRelease(*lock);
+	if (!create)
+		return NULL;
 
 	/*
 	 * A full table: do not queue for the exclusive lock just to fail.  The
-	 * last quarter is kept for keys with a rate limit, which fail closed
-	 * without an entry: keys without one cannot crowd them out.  And once
-	 * the table is three quarters full, one tenant's (owner role's) limited
-	 * keys may hold at most half of it: a tenant's own spent buckets, which
-	 * stay as long as their keys exist, cannot crowd out another tenant's.
+	 * last quarter is kept for keys with a rate limit or credits, which
+	 * fail closed without an entry: keys without one cannot crowd them
+	 * out.  And once the table is three quarters full, one tenant's (owner
+	 * role's) limited keys may hold at most half of it: a tenant's own
+	 * spent buckets, which stay as long as their keys exist, cannot crowd
+	 * out another tenant's.
 	 */
 	entries = hash_get_num_entries(tracker_keys);
 	tenant = tracker_tenant_of(owner_role);
@@ -138,29 +142,111 @@ tracker_refill(TrackerState *st, TimestampTz now)
 }
 
 /*
- * apikey_tracker_use: a key passed every other check.  Takes a token if
- * the key has a rate limit (rate_limit 0: none) and counts the use.  True
- * if the verification is VALID; false if over the limit, with the time
- * until a token is back in *retry_us.  Without room in the key table, an
- * unlimited key is VALID but its use is not counted, and a limited one is
- * refused (retry in one refill period).
+ * take_token: take a token from the entry's bucket (entry spinlock held);
+ * false, and the time until one is back in *retry_us, if it is empty.
  */
-bool
-apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role, int32 rate_limit,
-				   const Interval *window, int64 *retry_us, ApikeyTrackerHint *hint)
+static bool
+take_token(TrackerState *st, int32 rate_limit, int64 window_us, TimestampTz now,
+		   int64 *retry_us)
+{
+	if (st->rate_limit == 0)
+	{
+		/*
+		 * A bucket seen for the first time: full, unless this server may
+		 * have forgotten what was spent (no clean shutdown before it
+		 * started), in which case it was emptied at the start.
+		 */
+		st->rate_limit = rate_limit;
+		st->window_us = window_us;
+		st->tokens = tracker_shared->clean_start ? rate_limit : 0;
+		st->refilled_at = tracker_shared->clean_start ? now : tracker_shared->started_at;
+	}
+	else if (st->rate_limit != rate_limit || st->window_us != window_us)
+	{
+		/* a changed limit: keep the level, within the new capacity */
+		tracker_refill(st, now);
+		st->rate_limit = rate_limit;
+		st->window_us = window_us;
+		if (st->tokens > rate_limit)
+			st->tokens = rate_limit;
+	}
+	tracker_refill(st, now);
+	if (st->tokens >= 1.0)
+	{
+		st->tokens -= 1.0;
+		return true;
+	}
+	else
+	{
+		double		wait = ceil((1.0 - st->tokens) * window_us / rate_limit);
+
+		*retry_us = wait >= (double) (PG_INT64_MAX / 2) ? PG_INT64_MAX / 2 : (int64) wait;
+		return false;
+	}
+}
+
+/*
+ * draw_credits: take d->cost from the entry's balance, brought to its
+ * row's rule at plan_now first (entry spinlock held).  False, nothing
+ * taken, if the balance is smaller than the cost.
+ */
+static bool
+draw_credits(TrackerState *st, ApikeyDraw *d, TimestampTz plan_now)
+{
+	if (plan_bring(&st->cr, d->credits, plan_now))
+		st->cr_dirty = true;
+	d->has_remaining = true;
+	if (st->cr.balance < d->cost)
+	{
+		int64		next = plan_next_refill(d->credits->interval,
+										   d->credits->refill_day,
+										   Max(st->cr.period, plan_now));
+
+		d->remaining = st->cr.balance;
+		d->retry_us = next == PG_INT64_MAX ? -1 : next - plan_now;
+		return false;
+	}
+	if (d->cost > 0)
+	{
+		st->cr.balance -= d->cost;
+		st->cr_dirty = true;
+	}
+	d->remaining = st->cr.balance;
+	return true;
+}
+
+/*
+ * apikey_tracker_use: a key passed every other check.  Takes a token if
+ * the key has a rate limit, then d->cost credits if it is metered, and
+ * counts the use; a call refused by the credits gives its token back.
+ * Without room in the key table, an unlimited, unmetered key is VALID but
+ * its use is not counted, and any other is refused (retry in one refill
+ * period of its bucket).  APIKEY_DRAW_LOAD: the key is metered and its
+ * balance is not in shared memory yet (first use since the server
+ * started, or since the entry was recycled): the caller reads the last
+ * one written (apikey.usage), gives it to apikey_tracker_load_balance and
+ * calls again.  A VALID metered call's caller notes what it took, for a
+ * refund if its transaction aborts (apikey_tracker_note_refund).
+ */
+ApikeyDrawVerdict
+apikey_tracker_use(ApikeyDraw *d)
 {
 	LWLock	   *lock;
 	TrackerEntry *e;
 	TrackerState *st;
-	int64		window_us = window ? apikey_interval_us(window) : 0;
-	bool		limited = rate_limit > 0 && window_us > 0;
+	int64		window_us = d->window ? apikey_interval_us(d->window) : 0;
+	bool		limited = d->rate_limit > 0 && window_us > 0;
+	bool		held = limited || d->credits != NULL;
 
 	/* buckets need the clock; a last use is as precise as its statement */
 	TimestampTz now = limited ? GetCurrentTimestamp() : GetCurrentStatementStartTimestamp();
-	bool		ok = true;
+	ApikeyDrawVerdict verdict = APIKEY_DRAW_VALID;
+	bool		dirty;
 
-	*retry_us = 0;
-	e = find_entry(MyDatabaseId, relid, key_id, owner_role, limited, hint, &lock);
+	d->retry_us = 0;
+	d->has_remaining = false;
+	e = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, held,
+						   true, d->hint, &lock);
 	if (e == NULL)
 	{
 		pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
@@ -168,62 +254,73 @@ apikey_tracker_use(Oid relid, int64 key_id, const char *owner_role, int32 rate_l
 		apikey_tracker_mark_dirty();
 		if (limited)
 		{
-			*retry_us = Max(window_us / rate_limit, 1);
-			return false;
+			d->retry_us = Max(window_us / d->rate_limit, 1);
+			return APIKEY_DRAW_RATE_LIMITED;
 		}
-		return true;
+		if (d->credits != NULL)
+		{
+			d->retry_us = -1;
+			return APIKEY_DRAW_QUOTA_EXCEEDED;
+		}
+		return APIKEY_DRAW_VALID;
 	}
 
 	st = &e->st;
 	SpinLockAcquire(&e->mutex);
-	if (limited)
+	if (d->credits != NULL && !st->cr_known)
+		verdict = APIKEY_DRAW_LOAD;
+	else if (limited && !take_token(st, d->rate_limit, window_us, now, &d->retry_us))
+		verdict = APIKEY_DRAW_RATE_LIMITED;
+	else if (d->credits != NULL && !draw_credits(st, d, d->plan_now))
 	{
-		if (st->rate_limit == 0)
-		{
-			/*
-			 * A bucket seen for the first time: full, unless this server
-			 * may have forgotten what was spent (no clean shutdown before
-			 * it started), in which case it was emptied at the start.
-			 */
-			st->rate_limit = rate_limit;
-			st->window_us = window_us;
-			st->tokens = tracker_shared->clean_start ? rate_limit : 0;
-			st->refilled_at = tracker_shared->clean_start ? now : tracker_shared->started_at;
-		}
-		else if (st->rate_limit != rate_limit || st->window_us != window_us)
-		{
-			/* a changed limit: keep the level, within the new capacity */
-			tracker_refill(st, now);
-			st->rate_limit = rate_limit;
-			st->window_us = window_us;
-			if (st->tokens > rate_limit)
-				st->tokens = rate_limit;
-		}
-		tracker_refill(st, now);
-		if (st->tokens >= 1.0)
-			st->tokens -= 1.0;
-		else
-		{
-			double		wait = ceil((1.0 - st->tokens) * window_us / rate_limit);
-
-			ok = false;
-			*retry_us = wait >= (double) (PG_INT64_MAX / 2) ? PG_INT64_MAX / 2 : (int64) wait;
-		}
+		verdict = APIKEY_DRAW_QUOTA_EXCEEDED;
+		/* only a VALID call takes anything: the token goes back */
+		if (limited)
+			st->tokens = Min(st->tokens + 1.0, (double) st->rate_limit);
 	}
-	else
+	if (!limited)
 		st->rate_limit = 0;
-	if (ok)
+	if (verdict == APIKEY_DRAW_VALID)
 	{
 		st->pending_uses++;
 		st->last_used_at = now;
+		if (d->credits != NULL)
+			d->taken_from = st->cr;
 	}
 	st->idle_flushes = 0;
+	dirty = st->cr_dirty;
 	SpinLockRelease(&e->mutex);
 	LWLockRelease(lock);
 
-	if (ok)
+	if (verdict == APIKEY_DRAW_VALID || dirty)
 		apikey_tracker_mark_dirty();
-	return ok;
+	return verdict;
+}
+
+/*
+ * apikey_tracker_load_balance: the balance of d's key as last written (or
+ * as its grant says), for an entry that has none yet; an entry that got
+ * one meanwhile (another backend loaded it) keeps its own.
+ */
+void
+apikey_tracker_load_balance(const ApikeyDraw *d, const PlanBalance *b)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+
+	e = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
+						   true, d->hint, &lock);
+	if (e == NULL)
+		return;
+	SpinLockAcquire(&e->mutex);
+	if (!e->st.cr_known)
+	{
+		e->st.cr = *b;
+		e->st.cr_known = true;
+		e->st.cr_dirty = false;
+	}
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(lock);
 }
 
 /*
@@ -254,7 +351,7 @@ forget_idle(Oid dbid, Oid relid)
 		tracker_refill(st, now);
 		idle = (e->key.dbid == dbid && e->key.relid != relid) ||	/* a dropped table's */
 			(st->idle_flushes >= IDLE_FLUSHES &&
-			 (st->pending_uses == 0 || e->key.dbid != dbid) &&
+			 ((st->pending_uses == 0 && !st->cr_dirty) || e->key.dbid != dbid) &&
 			 (st->rate_limit == 0 || st->tokens >= st->rate_limit));
 		SpinLockRelease(&e->mutex);
 		if (idle)
@@ -313,7 +410,8 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 		if (e->key.dbid == dbid && e->key.relid != relid)
 			stale++;
 		SpinLockAcquire(&e->mutex);
-		if (e->key.dbid == dbid && e->key.relid == relid && st->pending_uses > 0)
+		if (e->key.dbid == dbid && e->key.relid == relid &&
+			(st->pending_uses > 0 || st->cr_dirty))
 		{
 			if (n == cap)
 			{
@@ -323,9 +421,12 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 			(*out)[n].key_id = e->key.key_id;
 			(*out)[n].uses = st->pending_uses;
 			(*out)[n].last_used_at = st->last_used_at;
+			(*out)[n].has_balance = st->cr_dirty;
+			(*out)[n].balance = st->cr;
 			n++;
 			st->pending_uses = 0;
 			st->last_used_at = 0;
+			st->cr_dirty = false;
 		}
 		/* a verification resets it: flushes since the last use */
 		if (st->idle_flushes < IDLE_FLUSHES)
@@ -387,6 +488,8 @@ apikey_tracker_key_stats(Oid dbid, Oid relid, void (*fn) (void *arg, const Apike
 			all[n].last_used_at = e->st.last_used_at;
 			all[n].rate_limit = e->st.rate_limit;
 			all[n].tokens = e->st.tokens;
+			all[n].has_balance = e->st.cr_known;
+			all[n].credits_remaining = e->st.cr.balance;
 			SpinLockRelease(&e->mutex);
 			n++;
 		}
@@ -418,7 +521,8 @@ apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
 		lock = key_of(dbid, relid, ids[i], &k, &hash);
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
-		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0)
+		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0 &&
+			!e->st.cr_dirty)
 		{
 			tracker_entry_removed(tracker_shared, e);
 			hash_search_with_hash_value(tracker_keys, &k, hash, HASH_REMOVE, NULL);

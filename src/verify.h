@@ -27,6 +27,7 @@
 
 #include "catalog.h"
 #include "codes.h"
+#include "plan.h"
 #include "tracker.h"
 
 /*
@@ -57,6 +58,8 @@ typedef struct ApikeyKey
 	bool		rate_window_isnull;
 	Datum		db_role;		/* name, or 0 if NULL (or a 1.0 schema) */
 	bool		db_role_isnull;
+	bool		metered;		/* credits is set (1.2) */
+	PlanCredits credits;
 	TimestampTz grace_until;	/* set when the previous secret matched */
 	bool		grace_isnull;
 	ApikeyTrackerHint tracker;	/* where its tracker entry was last found */
@@ -72,6 +75,8 @@ typedef struct ApikeyResult
 	ApikeyKey	key;
 	Datum		retry_after;	/* interval, or 0 if NULL */
 	bool		retry_isnull;
+	bool		has_remaining;	/* credits_remaining: a metered balance applied */
+	int64		credits_remaining;
 } ApikeyResult;
 
 /* A caller's required scopes, validated once. */
@@ -85,6 +90,7 @@ typedef struct ApikeyRequest
 	Datum		client_addr;	/* inet, or 0 */
 	bool		client_isnull;
 	bool		unsatisfiable;	/* a required scope no key can hold */
+	int64		cost;			/* credits a VALID call takes from a metered balance */
 } ApikeyRequest;
 
 /* verify_check.c */
@@ -98,6 +104,8 @@ extern bool apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 							 TimestampTz now, MemoryContext cache_rows,
 							 ApikeyKey *key, bool *cacheable);
 extern void apikey_key_free(ApikeyKey *key);
+extern void apikey_probe_balance(const ApikeyCatalog *cat, const ApikeyKey *key,
+								 PlanBalance *b);
 
 /* verify_cache.c */
 extern int	apikey_cache_size;
@@ -108,6 +116,7 @@ extern bool apikey_cache_lookup(const uint8 *hash, ApikeyKey *key,
 extern void apikey_cache_insert(const uint8 *hash, ApikeyKey *key);
 
 /* verify_eval.c */
+extern ArrayType *apikey_missing_scopes(Datum granted, const ApikeyRequest *req);
 extern ApikeyCode apikey_evaluate(const ApikeyKey *key,
 								  const ApikeyRequest *req, TimestampTz now);
 

@@ -6,7 +6,7 @@
  *	  a malformed key), SHA-256, find the row (the shared verified-key
  *	  cache of keycache.c, or the backend's own of verify_cache.c, else
  *	  verify_probe.c), the pure checks (verify_eval.c),
- *	  then the rate limit, and count the outcome.
+ *	  then the rate limit and the credits, and count the outcome.
  *
  *	  No SPI, no catalog lookup (catalog.c caches the OIDs), no writes: it
  *	  works in READ ONLY transactions and on hot standbys.  Rate limits and
@@ -96,31 +96,81 @@ client_of(const ApikeyRequest *req)
 	return req->client_isnull ? NULL : DatumGetInetPP(req->client_addr);
 }
 
-/*
- * rate_limit: take a token from the key's bucket and count the use
- * (tracker.c); false and res->retry_after set when the bucket is empty.
- * Without shared memory there are no buckets, and a limited key fails
- * closed.
- */
-static bool
-rate_limit(const ApikeyCatalog *cat, ApikeyKey *key, ApikeyResult *res)
+/* interval_of: an interval datum of us microseconds */
+static Datum
+interval_of(int64 us)
 {
-	int64		retry_us;
-	Interval   *retry;
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = us;
+	return IntervalPGetDatum(iv);
+}
+
+/*
+ * draw: the checks of shared memory, on a key that passed every other:
+ * its rate limit, then its credits (tracker_keys.c), counting the use if
+ * VALID.  Returns the code; sets res->retry_after (RATE_LIMITED, and
+ * QUOTA_EXCEEDED with a refill to wait for) and credits_remaining.  A
+ * metered key's balance not yet in shared memory is read from what the
+ * worker last wrote.  Without shared memory there are no buckets and no
+ * balances, and a limited or metered key fails closed.
+ */
+static ApikeyCode
+draw(const ApikeyCatalog *cat, ApikeyKey *key, const ApikeyRequest *req,
+	 ApikeyResult *res)
+{
+	ApikeyDraw	d;
+	ApikeyDrawVerdict v;
+	int			tries;
 
 	if (!apikey_tracker_active())
-		return key->rate_limit_isnull;
-	if (apikey_tracker_use(cat->keys_relid, key->key_id,
-						   NameStr(*DatumGetName(key->owner_role)), key->rate_limit,
-						   key->rate_window_isnull ? NULL :
-						   DatumGetIntervalP(key->rate_window),
-						   &retry_us, &key->tracker))
-		return true;
-	retry = palloc0(sizeof(Interval));
-	retry->time = retry_us;
-	res->retry_after = IntervalPGetDatum(retry);
-	res->retry_isnull = false;
-	return false;
+	{
+		if (!key->rate_limit_isnull)
+			return APIKEY_RATE_LIMITED;
+		return key->metered ? APIKEY_QUOTA_EXCEEDED : APIKEY_VALID;
+	}
+	memset(&d, 0, sizeof(d));
+	d.relid = cat->keys_relid;
+	d.key_id = key->key_id;
+	d.owner_role = NameStr(*DatumGetName(key->owner_role));
+	d.rate_limit = key->rate_limit_isnull ? 0 : key->rate_limit;
+	d.window = key->rate_window_isnull ? NULL : DatumGetIntervalP(key->rate_window);
+	d.credits = key->metered ? &key->credits : NULL;
+	d.cost = req->cost;
+	d.plan_now = key->metered ? apikey_plan_now() : 0;
+	d.hint = &key->tracker;
+	for (tries = 0;; tries++)
+	{
+		v = apikey_tracker_use(&d);
+		if (v != APIKEY_DRAW_LOAD || tries == 2)
+			break;
+		{
+			PlanBalance b;
+
+			apikey_probe_balance(cat, key, &b);
+			apikey_tracker_load_balance(&d, &b);
+		}
+	}
+	res->has_remaining = d.has_remaining;
+	res->credits_remaining = d.remaining;
+	switch (v)
+	{
+		case APIKEY_DRAW_VALID:
+			if (key->metered)
+				apikey_tracker_note_refund(&d);
+			return APIKEY_VALID;
+		case APIKEY_DRAW_RATE_LIMITED:
+			res->retry_after = interval_of(d.retry_us);
+			res->retry_isnull = false;
+			return APIKEY_RATE_LIMITED;
+		default:
+			if (d.retry_us >= 0)
+			{
+				res->retry_after = interval_of(d.retry_us);
+				res->retry_isnull = false;
+			}
+			return APIKEY_QUOTA_EXCEEDED;
+	}
 }
 
 /*
@@ -215,9 +265,8 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 
 		result->has_identity = true;
 		result->code = apikey_evaluate(&result->key, req, now);
-		if (result->code == APIKEY_VALID &&
-			!rate_limit(cat, &result->key, result))
-			result->code = APIKEY_RATE_LIMITED;
+		if (result->code == APIKEY_VALID)
+			result->code = draw(cat, &result->key, req, result);
 		/* keep the row, and where its tracker entry is, for every backend */
 		if (cacheable)
 			apikey_keycache_insert(cat, hash, &fill, &result->key);

@@ -52,6 +52,41 @@ scopes_satisfied(Datum granted, const ApikeyRequest *req)
 }
 
 /*
+ * apikey_missing_scopes: the required scopes of req that no granted scope
+ * satisfies, as a text[] (what INSUFFICIENT_SCOPE tells the caller), in
+ * the order required; NULL if none is missing.
+ */
+ArrayType *
+apikey_missing_scopes(Datum granted, const ApikeyRequest *req)
+{
+	text	  **elems;
+	Datum	   *missing;
+	int			nmissing = 0;
+	int			n;
+	int			i;
+	int			j;
+
+	if (req->nscopes == 0)
+		return NULL;
+	n = apikey_text_elems(granted, &elems);
+	missing = palloc(sizeof(Datum) * req->nscopes);
+	for (i = 0; i < req->nscopes; i++)
+	{
+		bool		ok = false;
+
+		for (j = 0; j < n && !ok; j++)
+			ok = scope_grants(VARDATA_ANY(elems[j]), VARSIZE_ANY_EXHDR(elems[j]),
+							  req->scopes[i], req->scope_lens[i]);
+		if (!ok)
+			missing[nmissing++] =
+				PointerGetDatum(cstring_to_text_with_len(req->scopes[i], req->scope_lens[i]));
+	}
+	if (nmissing == 0)
+		return NULL;
+	return construct_array(missing, nmissing, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/*
  * ipv4_of_mapped: for an IPv4-mapped IPv6 address (::ffff:a.b.c.d, what
  * dual-stack servers report for IPv4 clients) the IPv4 address it carries;
  * 0 for any other address.

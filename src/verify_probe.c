@@ -31,6 +31,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_am.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "storage/bufmgr.h"
 #include "utils/fmgroids.h"
@@ -175,6 +176,32 @@ copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
 		key->db_role = (Datum) 0;
 		key->db_role_isnull = true;
 	}
+	key->metered = false;
+	if (cat->att_credits != InvalidAttrNumber)
+	{
+		d = att(values, nulls, cat->att_credits, &isnull);
+		key->metered = !isnull;
+		memset(&key->credits, 0, sizeof(key->credits));
+		if (key->metered)
+		{
+			key->credits.credits = DatumGetInt64(d);
+			d = att(values, nulls, cat->att_credits_set_at, &isnull);
+			key->credits.set_at = isnull ? DT_NOBEGIN + 1 : DatumGetTimestampTz(d);
+			d = att(values, nulls, cat->att_refill_interval, &isnull);
+			if (!isnull)
+			{
+				text	   *t = DatumGetTextPP(d);
+
+				key->credits.interval = plan_interval_of(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+			}
+			d = att(values, nulls, cat->att_refill_amount, &isnull);
+			key->credits.refill_amount = isnull ? 0 : DatumGetInt64(d);
+			if (isnull)
+				key->credits.interval = PLAN_REFILL_NONE;
+			d = att(values, nulls, cat->att_refill_day, &isnull);
+			key->credits.refill_day = isnull ? 1 : (uint8) DatumGetInt32(d);
+		}
+	}
 	if (values != values_buf)
 	{
 		pfree(values);
@@ -238,6 +265,67 @@ apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 	ExecDropSingleTupleTableSlot(slot);
 	table_close(rel, NoLock);
 	return found;
+}
+
+/*
+ * apikey_probe_balance: the balance of a metered key as the worker last
+ * wrote it into apikey.usage (read through its primary key, with the
+ * latest snapshot: the worker's in-place writes are not transactional),
+ * or as its grant says when none was written for this grant.
+ */
+void
+apikey_probe_balance(const ApikeyCatalog *cat, const ApikeyKey *key, PlanBalance *b)
+{
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData skey;
+
+	b->set_at = key->credits.set_at;
+	b->period = key->credits.set_at;
+	b->balance = key->credits.credits;
+	if (!OidIsValid(cat->usage_relid) || !OidIsValid(cat->usage_pkey))
+		return;
+	rel = try_table_open(cat->usage_relid, AccessShareLock);
+	if (rel == NULL)
+		return;
+	if (RelationGetDescr(rel)->natts >= 6 &&
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid == INT8OID &&
+		TupleDescAttr(RelationGetDescr(rel), 3)->atttypid == INT8OID &&
+		TupleDescAttr(RelationGetDescr(rel), 4)->atttypid == TIMESTAMPTZOID &&
+		TupleDescAttr(RelationGetDescr(rel), 5)->atttypid == TIMESTAMPTZOID &&
+		!TupleDescAttr(RelationGetDescr(rel), 3)->attisdropped &&
+		!TupleDescAttr(RelationGetDescr(rel), 4)->attisdropped &&
+		!TupleDescAttr(RelationGetDescr(rel), 5)->attisdropped)
+	{
+		index = index_open(cat->usage_pkey, AccessShareLock);
+		slot = table_slot_create(rel, NULL);
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key->key_id));
+		scan = apikey_index_beginscan(rel, index, GetLatestSnapshot(), 1);
+		index_rescan(scan, &skey, 1, NULL, 0);
+		if (index_getnext_slot(scan, ForwardScanDirection, slot))
+		{
+			bool		n1,
+						n2,
+						n3;
+			Datum		remaining = slot_getattr(slot, 4, &n1);
+			Datum		set_at = slot_getattr(slot, 5, &n2);
+			Datum		refilled = slot_getattr(slot, 6, &n3);
+
+			/* written for this grant (or a newer one, seen before the row) */
+			if (!n1 && !n2 && !n3 && DatumGetTimestampTz(set_at) >= key->credits.set_at)
+			{
+				b->set_at = DatumGetTimestampTz(set_at);
+				b->period = DatumGetTimestampTz(refilled);
+				b->balance = DatumGetInt64(remaining);
+			}
+		}
+		index_endscan(scan);
+		ExecDropSingleTupleTableSlot(slot);
+		index_close(index, AccessShareLock);
+	}
+	table_close(rel, AccessShareLock);
 }
 
 /* apikey_key_free: release a key made by apikey_probe_key */

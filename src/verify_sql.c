@@ -24,8 +24,12 @@
 #include "keyformat.h"
 #include "verify.h"
 
-/* 1.1 added grace_until; a database still on 1.0 has the first 11 */
-#define VERIFICATION_NATTS 12
+/*
+ * 1.2 added credits_remaining and missing_scopes, 1.1 grace_until: a
+ * database not yet updated has the first 12 or 11
+ */
+#define VERIFICATION_NATTS 14
+#define VERIFICATION_NATTS_1_1 12
 #define VERIFICATION_NATTS_1_0 11
 
 APIKEY_SQL_FUNCTION(apikey_verify);
@@ -60,11 +64,13 @@ result_desc(FunctionCallInfo fcinfo)
 
 		static const Oid types[VERIFICATION_NATTS] = {
 			BOOLOID, TEXTOID, INT4OID, INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID,
-			TEXTARRAYOID, JSONBOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID
+			TEXTARRAYOID, JSONBOID, TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID,
+			INT8OID, TEXTARRAYOID
 		};
 		int			i;
 
 		if (tc->tupDesc->natts != VERIFICATION_NATTS &&
+			tc->tupDesc->natts != VERIFICATION_NATTS_1_1 &&
 			tc->tupDesc->natts != VERIFICATION_NATTS_1_0)
 			elog(ERROR, "apikey.verification has %d columns, expected %d",
 				 tc->tupDesc->natts, VERIFICATION_NATTS);
@@ -95,7 +101,10 @@ result_desc(FunctionCallInfo fcinfo)
 
 /*
  * apikey_verify(key text, required_scopes text[], resource text,
- *				 client_addr inet) returns apikey.verification
+ *				 client_addr inet [, cost integer]) returns apikey.verification
+ *
+ * The four-argument form costs 1; the five-argument one (1.2) takes cost
+ * (0 to PLAN_MAX_COST) from a metered balance.
  */
 Datum
 apikey_verify(PG_FUNCTION_ARGS)
@@ -115,6 +124,20 @@ apikey_verify(PG_FUNCTION_ARGS)
 				 errmsg("required_scopes must not be null"),
 				 errhint("Use '{}' to require no scope.")));
 	apikey_request_set_scopes(&req, PG_GETARG_ARRAYTYPE_P(1));
+	req.cost = 1;
+	if (PG_NARGS() > 4)
+	{
+		if (PG_ARGISNULL(4))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cost must not be null"),
+					 errhint("Use 0 to check a key without taking credits.")));
+		req.cost = PG_GETARG_INT32(4);
+		if (req.cost < 0 || req.cost > PLAN_MAX_COST)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("cost must be between 0 and %d", PLAN_MAX_COST)));
+	}
 	if (!PG_ARGISNULL(2))
 	{
 		text	   *r = PG_GETARG_TEXT_PP(2);
@@ -167,6 +190,15 @@ apikey_verify(PG_FUNCTION_ARGS)
 	nulls[10] = res.retry_isnull;
 	values[11] = TimestampTzGetDatum(res.key.grace_until);
 	nulls[11] = res.key.grace_isnull;
+	values[12] = Int64GetDatum(res.credits_remaining);
+	nulls[12] = !res.has_remaining;
+	if (res.code == APIKEY_INSUFFICIENT_SCOPE)
+	{
+		ArrayType  *missing = apikey_missing_scopes(res.key.scopes, &req);
+
+		values[13] = PointerGetDatum(missing);
+		nulls[13] = missing == NULL;
+	}
 
 	/* forming the tuple copies the identity out of the key's row */
 	tuple = heap_form_tuple(desc, values, nulls);

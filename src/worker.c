@@ -173,27 +173,29 @@ usage_by_key(const void *a, const void *b)
 }
 
 /*
- * usage_layout_known: whether rel's first three columns are still
- * (key_id bigint, last_used_at timestamptz, use_count bigint), so that a
- * row without nulls holds them at data offsets 0, 8 and 16.
+ * usage_layout_known: how many of rel's first columns are still (key_id
+ * bigint, last_used_at timestamptz, use_count bigint) and 1.2's
+ * (credits_remaining bigint, credits_set_at timestamptz,
+ * credits_refilled_at timestamptz), so that a row without nulls holds them
+ * at data offsets 0, 8, 16, 24, 32 and 40: 6, 3, or 0 if not even the first
+ * three.
  */
-static bool
+static int
 usage_layout_known(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	static const Oid types[3] = {INT8OID, TIMESTAMPTZOID, INT8OID};
+	static const Oid types[6] = {INT8OID, TIMESTAMPTZOID, INT8OID,
+	INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	int			i;
 
-	if (desc->natts < 3)
-		return false;
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 6 && i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (att->attisdropped || att->atttypid != types[i] || att->attlen != 8)
-			return false;
+			break;
 	}
-	return true;
+	return i >= 6 ? 6 : i >= 3 ? 3 : 0;
 }
 
 /*
@@ -244,9 +246,10 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 	TupleTableSlot *slot;
 	ScanKeyData skey;
 	int			i;
+	int			known = usage_layout_known(rel);
 
 	/* the primary key is one of the indexes: on key_id alone, then */
-	if (!OidIsValid(pk) || !usage_layout_known(rel) || !usage_indexes_key_only(rel))
+	if (!OidIsValid(pk) || known == 0 || !usage_indexes_key_only(rel))
 	{
 		table_close(rel, NoLock);
 		return;
@@ -265,7 +268,11 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
 			Buffer		buf = ((BufferHeapTupleTableSlot *) slot)->buffer;
 
-			if (!HeapTupleHasNulls(tup) && HeapTupleHeaderGetNatts(tup->t_data) >= 3 &&
+			/* a balance needs 1.2's columns, in the row itself */
+			int			need = u[i].has_balance ? 6 : 3;
+
+			if (!HeapTupleHasNulls(tup) && known >= need &&
+				HeapTupleHeaderGetNatts(tup->t_data) >= need &&
 				!apikey_row_busy(buf, tup) && apikey_inplace_begin(rel, tup, buf))
 			{
 				HeapTuple	copy = heap_copytuple(tup);
@@ -280,6 +287,12 @@ update_in_place(Oid usage_relid, const ApikeyUsage *u, int n, bool *done)
 					count = PG_INT64_MAX;
 				memcpy(data + 8, &at, sizeof(at));
 				memcpy(data + 16, &count, sizeof(count));
+				if (u[i].has_balance)
+				{
+					memcpy(data + 24, &u[i].balance.balance, sizeof(int64));
+					memcpy(data + 32, &u[i].balance.set_at, sizeof(int64));
+					memcpy(data + 40, &u[i].balance.period, sizeof(int64));
+				}
 				apikey_inplace_finish(rel, tup, copy, buf);
 				heap_freetuple(copy);
 				done[i] = true;
@@ -362,15 +375,50 @@ flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 	bool	   *done;
 	int			from;
 	int			left;
-	Oid			types[3] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	char	   *sql = psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count)"
-							   " SELECT f.id, f.at, f.n FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							   " pg_catalog.unnest($3)) AS f(id, at, n)"
-							   " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
-							   " ON CONFLICT (key_id) DO UPDATE SET"
-							   " use_count = u.use_count OPERATOR(pg_catalog.+) excluded.use_count,"
-							   " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)",
-							   nsp, nsp);
+	Oid			types[7] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+		BOOLARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	bool		balances = false;
+	int			i;
+	char	   *sql;
+
+	/*
+	 * Balances go into 1.2's columns (a usage table of 1.1, in a database
+	 * not updated yet, has no metered key to write); a row without one says
+	 * so with credits_set_at -infinity (no grant is ever stamped so).  A
+	 * balance without a use (a refill, a refund) has no last use to
+	 * write: NULL, kept as it was by GREATEST.
+	 */
+	for (i = 0; i < total && !balances; i++)
+		balances = u[i].has_balance;
+	if (balances)
+		sql = psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count,"
+					   " credits_remaining, credits_set_at, credits_refilled_at)"
+					   " SELECT f.id, f.at, f.n, CASE WHEN f.has THEN f.bal ELSE 0 END,"
+					   " CASE WHEN f.has THEN f.set_at ELSE '-infinity' END,"
+					   " CASE WHEN f.has THEN f.period ELSE '-infinity' END"
+					   " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					   " pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+					   " pg_catalog.unnest($6), pg_catalog.unnest($7)) AS f(id, at, n, has, bal, set_at, period)"
+					   " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
+					   " ON CONFLICT (key_id) DO UPDATE SET"
+					   " use_count = u.use_count OPERATOR(pg_catalog.+) excluded.use_count,"
+					   " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at),"
+					   " credits_remaining = CASE WHEN excluded.credits_set_at OPERATOR(pg_catalog.=) '-infinity'"
+					   " THEN u.credits_remaining ELSE excluded.credits_remaining END,"
+					   " credits_refilled_at = CASE WHEN excluded.credits_set_at OPERATOR(pg_catalog.=) '-infinity'"
+					   " THEN u.credits_refilled_at ELSE excluded.credits_refilled_at END,"
+					   " credits_set_at = CASE WHEN excluded.credits_set_at OPERATOR(pg_catalog.=) '-infinity'"
+					   " THEN u.credits_set_at ELSE excluded.credits_set_at END",
+					   nsp, nsp);
+	else
+		sql = psprintf("INSERT INTO %s.usage AS u (key_id, last_used_at, use_count)"
+					   " SELECT f.id, f.at, f.n FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					   " pg_catalog.unnest($3)) AS f(id, at, n)"
+					   " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
+					   " ON CONFLICT (key_id) DO UPDATE SET"
+					   " use_count = u.use_count OPERATOR(pg_catalog.+) excluded.use_count,"
+					   " last_used_at = GREATEST(u.last_used_at, excluded.last_used_at)",
+					   nsp, nsp);
 
 	if (total == 0)
 		return;
@@ -391,20 +439,43 @@ flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 		Datum	   *ids = palloc(sizeof(Datum) * n);
 		Datum	   *ats = palloc(sizeof(Datum) * n);
 		Datum	   *uses = palloc(sizeof(Datum) * n);
-		Datum		args[3];
-		int			i;
+		bool	   *at_nulls = palloc(sizeof(bool) * n);
+		Datum		args[7];
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
 
 		CHECK_FOR_INTERRUPTS();
 		for (i = 0; i < n; i++)
 		{
 			ids[i] = Int64GetDatum(u[from + i].key_id);
 			ats[i] = TimestampTzGetDatum(u[from + i].last_used_at);
+			at_nulls[i] = u[from + i].uses == 0;
 			uses[i] = Int64GetDatum(u[from + i].uses);
 		}
 		args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_md_array(ats, at_nulls, 1, dims, lbs,
+													 TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
 		args[2] = PointerGetDatum(construct_array(uses, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		execute(sql, 3, types, args);
+		if (balances)
+		{
+			Datum	   *has = palloc(sizeof(Datum) * n);
+			Datum	   *bal = palloc(sizeof(Datum) * n);
+			Datum	   *set_at = palloc(sizeof(Datum) * n);
+			Datum	   *period = palloc(sizeof(Datum) * n);
+
+			for (i = 0; i < n; i++)
+			{
+				has[i] = BoolGetDatum(u[from + i].has_balance);
+				bal[i] = Int64GetDatum(u[from + i].balance.balance);
+				set_at[i] = TimestampTzGetDatum(u[from + i].balance.set_at);
+				period[i] = TimestampTzGetDatum(u[from + i].balance.period);
+			}
+			args[3] = PointerGetDatum(construct_array(has, n, BOOLOID, 1, true, TYPALIGN_CHAR));
+			args[4] = PointerGetDatum(construct_array(bal, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+			args[5] = PointerGetDatum(construct_array(set_at, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+			args[6] = PointerGetDatum(construct_array(period, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+		}
+		execute(sql, balances ? 7 : 3, types, args);
 	}
 }
 

@@ -6,15 +6,15 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(137);
+SELECT plan(142);
 
 -- argument type lists, as pgTAP wants them
 CREATE TEMP TABLE sig (fn name PRIMARY KEY, args name[] NOT NULL, regproc text NOT NULL) ON COMMIT DROP;
 INSERT INTO sig VALUES
 	('apikey_create',
 	 ARRAY['text', 'text[]', 'timestamp with time zone', 'text', 'text', 'text[]', 'jsonb',
-		   'integer', 'interval', 'cidr[]', 'name'],
-	 'apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name)'),
+		   'integer', 'interval', 'cidr[]', 'name', 'bigint', 'bigint', 'text', 'integer'],
+	 'apikey.apikey_create(text, text[], timestamptz, text, text, text[], jsonb, integer, interval, cidr[], name, bigint, bigint, text, integer)'),
 	('apikey_verify', ARRAY['text', 'text[]', 'text', 'inet'],
 	 'apikey.apikey_verify(text, text[], text, inet)'),
 	('apikey_rotate', ARRAY['bigint', 'interval'],
@@ -125,7 +125,8 @@ SELECT is(ARRAY(SELECT a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
           ARRAY['valid boolean', 'code text', 'http_status integer', 'key_id bigint', 'name text',
                 'owner text', 'scopes text[]', 'resources text[]', 'meta jsonb',
                 'expires_at timestamp with time zone', 'retry_after interval',
-                'grace_until timestamp with time zone'],
+                'grace_until timestamp with time zone', 'credits_remaining bigint',
+                'missing_scopes text[]'],
           'apikey.verification has the SPEC columns, types and order');
 
 ------------------------------------------------------------------------
@@ -136,7 +137,26 @@ SELECT has_function('apikey', fn, args, format('function apikey.%s(%s) exists', 
 SELECT is((SELECT array_agg(DISTINCT p.proname ORDER BY p.proname) FILTER (WHERE n > 1)
              FROM (SELECT proname, count(*) OVER (PARTITION BY proname) AS n
                      FROM pg_proc WHERE pronamespace = 'apikey'::regnamespace) p),
-          NULL::name[], 'no apikey function is overloaded');
+          ARRAY['apikey_verify']::name[],
+          'no apikey function is overloaded but apikey_verify (its five-argument metered form)');
+-- the metered form: a separate overload whose cost has no default, so
+-- every four-argument call resolves as before
+SELECT has_function('apikey', 'apikey_verify', ARRAY['text', 'text[]', 'text', 'inet', 'integer'],
+                    'function apikey.apikey_verify(text, text[], text, inet, integer) exists');
+SELECT function_returns('apikey', 'apikey_verify', ARRAY['text', 'text[]', 'text', 'inet', 'integer'],
+                        'apikey.verification', 'the metered apikey_verify returns apikey.verification');
+SELECT is(pg_get_function_arguments('apikey.apikey_verify(text, text[], text, inet, integer)'::regprocedure),
+          'key text, required_scopes text[], resource text, client_addr inet, cost integer',
+          'the metered apikey_verify: parameter names, no defaults');
+SELECT is((SELECT ROW(provolatile, proisstrict, prosecdef)::text FROM pg_proc
+            WHERE oid = 'apikey.apikey_verify(text, text[], text, inet, integer)'::regprocedure),
+          ROW('v'::"char", false, false)::text,
+          'the metered apikey_verify is VOLATILE, CALLED ON NULL INPUT, not SECURITY DEFINER');
+SELECT is((SELECT count(*)::int FROM pg_proc p, pg_type t
+            WHERE p.pronamespace = 'apikey'::regnamespace AND p.proname = 'apikey_verify'
+              AND t.oid = p.prorettype AND t.typname = 'verification'
+              AND p.prosrc = 'apikey_verify'), 2,
+          'both forms of apikey_verify are the same C function');
 
 SELECT function_returns('apikey', 'apikey_create', (SELECT args FROM sig WHERE fn = 'apikey_create'),
                         'setof record', 'apikey_create returns a set of records');
@@ -153,9 +173,11 @@ SELECT is(pg_get_function_arguments('apikey.apikey_create'::regproc),
           'prefix text DEFAULT NULL::text, owner text DEFAULT NULL::text, resources text[] DEFAULT NULL::text[], '
           'meta jsonb DEFAULT ''{}''::jsonb, rate_limit integer DEFAULT NULL::integer, '
           'rate_window interval DEFAULT NULL::interval, allowed_cidrs cidr[] DEFAULT NULL::cidr[], '
-          'db_role name DEFAULT NULL::name',
+          'db_role name DEFAULT NULL::name, credits bigint DEFAULT NULL::bigint, '
+          'refill_amount bigint DEFAULT NULL::bigint, refill_interval text DEFAULT NULL::text, '
+          'refill_day integer DEFAULT NULL::integer',
           'apikey_create parameter names and defaults');
-SELECT is(pg_get_function_arguments('apikey.apikey_verify'::regproc),
+SELECT is(pg_get_function_arguments('apikey.apikey_verify(text, text[], text, inet)'::regprocedure),
           'key text, required_scopes text[] DEFAULT ''{}''::text[], resource text DEFAULT NULL::text, '
           'client_addr inet DEFAULT NULL::inet',
           'apikey_verify parameter names and defaults');

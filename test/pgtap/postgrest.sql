@@ -62,6 +62,7 @@ SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LI
 	$$VALUES ('apikey.allow_drop'::text, 'superuser'::text, 'off'::text),
 			 ('apikey.cache_size', 'superuser', '1024'),
 			 ('apikey.client_addr_header', 'superuser', ''),
+			 ('apikey.debug_now', 'superuser', ''),
 			 ('apikey.default_prefix', 'user', 'ak'),
 			 ('apikey.flush_interval', 'sighup', '1000'),
 			 ('apikey.header', 'superuser', 'x-api-key'),
@@ -70,6 +71,7 @@ SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LI
 			 ('apikey.owner', 'superuser', ''),
 			 ('apikey.postgrest_errors', 'superuser', 'pgrst'),
 			 ('apikey.postgrest_scopes', 'superuser', 'off'),
+			 ('apikey.refund_on_abort', 'superuser', 'on'),
 			 ('apikey.require_key', 'superuser', 'on'),
 			 ('apikey.scopes', 'superuser', '')$$,
 	'every apikey setting of a server without preload: the identity and the hook''s settings superuser-only, with their defaults');

@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(367);
+SELECT plan(407);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -114,10 +114,11 @@ SELECT columns_are('apikey', 'keys', ARRAY[
 	'id', 'name', 'prefix', 'hint', 'owner', 'owner_role', 'scopes', 'resources',
 	'allowed_cidrs', 'meta', 'enabled', 'expires_at', 'rate_limit', 'rate_window',
 	'created_at', 'created_by', 'rotated_at',
-	'secret_hash', 'grace_secret_hash', 'grace_until', 'db_role'],
+	'secret_hash', 'grace_secret_hash', 'grace_until', 'db_role',
+	'credits', 'refill_amount', 'refill_interval', 'refill_day', 'credits_set_at'],
 	'apikey.keys has exactly the columns of the privilege matrix');
 
--- apikey.keys, every column x every role (21 x 5 = 105).
+-- apikey.keys, every column x every role (26 x 5 = 130).
 --   sel: admins and managers may SELECT it
 --   upd: admins and managers may UPDATE it; upd_admin: admins only
 -- Nobody may INSERT or REFERENCES anything; nobody reads or writes a hash.
@@ -151,7 +152,12 @@ SELECT column_privs_are('apikey', 'keys', c.col::name, r.rol::name,
                ('secret_hash',       false, false, false),
                ('grace_secret_hash', false, false, false),
                ('grace_until',       true,  false, false),
-               ('db_role',           true,  true,  false)) AS c(col, sel, upd, upd_admin);
+               ('db_role',           true,  true,  false),
+               ('credits',           true,  false, true),
+               ('refill_amount',     true,  false, true),
+               ('refill_interval',   true,  false, true),
+               ('refill_day',        true,  false, true),
+               ('credits_set_at',    true,  false, false)) AS c(col, sel, upd, upd_admin);
 
 -- apikey.audit: read-only for admins and managers (5)
 SELECT table_privs_are('apikey', 'audit', 'apikey_admin', ARRAY['SELECT']);
@@ -179,15 +185,19 @@ SELECT sequence_privs_are('apikey', s.seq::name, r.rol::name, ARRAY[]::name[])
  CROSS JOIN (VALUES ('apikey_admin'), ('apikey_manager'), ('apikey_verifier'),
                     ('pt_priv_plain'), ('public')) AS r(rol);
 
--- functions x roles (15 x 5 = 75)
+-- functions x roles (18 x 5 = 90)
 SELECT function_privs_are('apikey', f.fn::name, f.args::name[], r.rol::name,
 	CASE WHEN (r.rol = 'apikey_admin' AND f.adm) OR (r.rol = 'apikey_manager' AND f.mgr)
 	       OR (r.rol = 'apikey_verifier' AND f.ver)
 		 THEN ARRAY['EXECUTE']::name[] ELSE '{}'::name[] END)
   FROM (VALUES
 		('apikey_create', ARRAY['text', 'text[]', 'timestamptz', 'text', 'text', 'text[]', 'jsonb',
-		                        'integer', 'interval', 'cidr[]', 'name'], true, true, false),
+		                        'integer', 'interval', 'cidr[]', 'name', 'bigint', 'bigint', 'text',
+		                        'integer'], true, true, false),
 		('apikey_verify', ARRAY['text', 'text[]', 'text', 'inet'], true, true, true),
+		('apikey_verify', ARRAY['text', 'text[]', 'text', 'inet', 'integer'], true, true, true),
+		('plan_stamp', ARRAY[]::text[], false, false, false),
+		('key_balances', ARRAY[]::text[], true, true, false),
 		('apikey_rotate', ARRAY['bigint', 'interval'], true, true, false),
 		('acting_role', ARRAY[]::text[], false, false, false),
 		('keys_audit_row', ARRAY['text', 'apikey.keys', 'apikey.keys'], false, false, false),
@@ -245,7 +255,8 @@ SELECT columns_are('apikey', 'key_status', ARRAY[
 	'id', 'name', 'prefix', 'hint', 'owner', 'owner_role', 'scopes', 'resources',
 	'allowed_cidrs', 'state', 'enabled', 'expires_at', 'rate_limit', 'rate_window',
 	'rotated_at', 'grace_until', 'last_used_at', 'use_count', 'created_at', 'created_by',
-	'db_role'],
+	'db_role', 'credits', 'refill_amount', 'refill_interval', 'refill_day', 'credits_remaining',
+	'next_refill'],
 	'apikey.key_status has the documented columns and no hash');
 SELECT is_empty($$
 	SELECT attname FROM pg_catalog.pg_attribute

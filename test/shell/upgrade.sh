@@ -91,8 +91,10 @@ ok "$(grep -c "WARNING:  apikey: owner 'org-shared' is used by the keys of sever
 	"and names that one in a WARNING"
 ok "$(q $old -c "SELECT extversion FROM pg_extension WHERE extname = 'apikey'")" "1.2" "the extension is at 1.2"
 ok "$(q $old -c "$codes")" "$before_codes" "after the second update every key verifies exactly as before"
-ok "$(q $old -c "SELECT md5(string_agg(to_jsonb(k)::text, ',' ORDER BY id)) FROM apikey.keys k")" "$keys11" \
-	"the keys' rows are unchanged by the update to 1.2"
+ok "$(q $old -c "SELECT md5(string_agg((to_jsonb(k) - '{credits,refill_amount,refill_interval,refill_day,credits_set_at}'::text[])::text, ',' ORDER BY id)) FROM apikey.keys k")" "$keys11" \
+	"the keys' rows are unchanged by the update to 1.2 (which adds the plan's columns)"
+ok "$(q $old -c "SELECT count(*) FROM apikey.keys WHERE num_nonnulls(credits, refill_amount, refill_interval, refill_day, credits_set_at) > 0")" "0" \
+	"and every key is unmetered after it"
 ok "$(q $old -c "$audit")" "$audit11" "the update to 1.2 wrote nothing to the audit"
 
 # straight from 1.0 to the default version in one ALTER EXTENSION
@@ -106,8 +108,8 @@ ok "$(q $straight -c "SELECT extversion FROM pg_extension WHERE extname = 'apike
 ok "$(q $straight -c "$codes" | sed 's/:[0-9]*:/:id:/g')" "$(echo "$before_codes" | sed 's/:[0-9]*:/:id:/g')" \
 	"straight from 1.0: every key answers as before"
 ok "$(q $straight -c "$codes")" "$s_codes" "straight from 1.0: every key verifies exactly as before the update"
-ok "$(q $straight -c "SELECT md5(string_agg((to_jsonb(k) - 'db_role')::text, ',' ORDER BY id)) FROM apikey.keys k")" \
-	"$s_keys" "straight from 1.0: the keys' rows (hashes included) are unchanged but for db_role"
+ok "$(q $straight -c "SELECT md5(string_agg((to_jsonb(k) - '{db_role,credits,refill_amount,refill_interval,refill_day,credits_set_at}'::text[])::text, ',' ORDER BY id)) FROM apikey.keys k")" \
+	"$s_keys" "straight from 1.0: the keys' rows (hashes included) are unchanged but for the columns added since"
 ok "$(q $straight -c "$audit")" "$s_audit" "straight from 1.0: the update wrote nothing to the audit"
 
 # one session across the update: the result row follows the new type at
@@ -124,8 +126,8 @@ ok "$(q $sess -c "CREATE TEMP TABLE k AS SELECT c.key FROM apikey.apikey_create(
 	-c "SELECT v.code || ' ' || (v.grace_until IS NOT NULL) FROM k, apikey.apikey_verify(k.key) v")" \
 	"t
 11
-12
-VALID true" "in one session: 1.0's 11 columns, then after ALTER EXTENSION UPDATE 1.1's 12, grace_until filled in"
+14
+VALID true" "in one session: 1.0's 11 columns, then after ALTER EXTENSION UPDATE 1.2's 14, grace_until filled in"
 q postgres -c "DROP DATABASE $sess"
 
 # the catalog of the updated database equals a fresh 1.1 install's

@@ -96,6 +96,28 @@ DELETE FROM pg_catalog.pg_statistic
 															 'owner', 'hint', 'prefix']::pg_catalog.name[]))));
 
 /*
+ * The rules of a usage plan, shared by keys and owners (plan.c): what a
+ * plan may hold, and when its refills fall due.
+ */
+CREATE FUNCTION apikey.plan_valid(credits bigint, refill_amount bigint,
+								  refill_interval text, refill_day integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'apikey_plan_valid'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer) IS
+	'true if a plan''s credits and refill obey the rules of apikey_create: credits and refill_amount from 0 to 10^15, refill_interval day or month with refill_amount and credits, refill_day 1 to 31 for a monthly refill only (the CHECK on apikey.keys)';
+CREATE FUNCTION apikey.next_refill(refill_interval text, refill_day integer, after timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'apikey_next_refill'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION apikey.next_refill(text, integer, timestamptz) IS
+	'the first refill after a time: 00:00 UTC of the next day, or of refill_day of a month (its last day when shorter; NULL refill_day: the 1st); NULL without a refill';
+REVOKE ALL ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer),
+	apikey.next_refill(text, integer, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer),
+	apikey.next_refill(text, integer, timestamptz) TO apikey_manager, apikey_admin;
+
+/*
  * Owners.  apikey.current_owner() is an identity row-level security
  * trusts, so no tenant may give its keys another's owner: a manager sets
  * a key's owner (at creation or by UPDATE) only to NULL or to an owner
@@ -107,10 +129,27 @@ CREATE TABLE apikey.owners (
 		CONSTRAINT owners_owner_check
 		CHECK (owner OPERATOR(pg_catalog.<>) '' AND apikey.owner_valid(owner)),
 	managed_by		name,
+	rate_limit		integer
+		CONSTRAINT owners_rate_limit_check
+		CHECK (rate_limit OPERATOR(pg_catalog.>) 0),
+	rate_window		interval
+		CONSTRAINT owners_rate_window_check
+		CHECK (rate_window OPERATOR(pg_catalog.>) '0'::pg_catalog.interval),
+	credits			bigint,
+	refill_amount	bigint,
+	refill_interval text,
+	refill_day		integer,
 	meta			jsonb NOT NULL DEFAULT '{}'::jsonb
 		CONSTRAINT owners_meta_check
 		CHECK (pg_catalog.jsonb_typeof(meta) OPERATOR(pg_catalog.=) 'object'),
-	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	credits_set_at	timestamptz,
+	id				bigint GENERATED ALWAYS AS IDENTITY
+		CONSTRAINT owners_id_key UNIQUE,
+	CONSTRAINT owners_rate_pair_check
+		CHECK ((rate_limit IS NULL) OPERATOR(pg_catalog.=) (rate_window IS NULL)),
+	CONSTRAINT owners_plan_check
+		CHECK (apikey.plan_valid(credits, refill_amount, refill_interval, refill_day))
 );
 COMMENT ON TABLE apikey.owners IS
 	'owners (customers, tenants) of keys and the manager role each is registered to: a manager gives its keys only its own owners';
@@ -118,6 +157,16 @@ COMMENT ON COLUMN apikey.owners.owner IS 'the owner id, as in apikey.keys.owner'
 COMMENT ON COLUMN apikey.owners.managed_by IS 'the manager role that may give its keys this owner; NULL: only administrators';
 COMMENT ON COLUMN apikey.owners.meta IS 'free-form, for the application';
 COMMENT ON COLUMN apikey.owners.created_at IS 'when the owner was registered';
+COMMENT ON COLUMN apikey.owners.rate_limit IS 'token bucket capacity shared by all the owner''s keys; NULL: no limit';
+COMMENT ON COLUMN apikey.owners.rate_window IS 'time in which rate_limit tokens are refilled';
+COMMENT ON COLUMN apikey.owners.credits IS
+	'credits all the owner''s keys draw on, as well as their own; the balance from credits_set_at on; NULL: unmetered';
+COMMENT ON COLUMN apikey.owners.refill_amount IS 'the balance each refill sets (not adds); NULL: no refill';
+COMMENT ON COLUMN apikey.owners.refill_interval IS 'day or month: refills at 00:00 UTC of every day, or of refill_day of every month';
+COMMENT ON COLUMN apikey.owners.refill_day IS 'the day of a monthly refill, 1 to 31 (a shorter month refills on its last day); NULL: the 1st';
+COMMENT ON COLUMN apikey.owners.credits_set_at IS
+	'when credits was last set (an INSERT or an UPDATE naming it): uses before it do not count against it (set by the extension)';
+COMMENT ON COLUMN apikey.owners.id IS 'the owner''s number in shared memory and apikey.owner_usage (set by the extension)';
 ALTER TABLE apikey.owners ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owners_admin ON apikey.owners TO apikey_admin
 	USING (true) WITH CHECK (true);
@@ -126,9 +175,13 @@ CREATE POLICY owners_manager ON apikey.owners FOR SELECT TO apikey_manager
 COMMENT ON POLICY owners_admin ON apikey.owners IS 'admins register, change and remove every owner';
 COMMENT ON POLICY owners_manager ON apikey.owners IS 'managers see the owners registered to them';
 REVOKE ALL ON apikey.owners FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON apikey.owners TO apikey_admin;
+GRANT SELECT, INSERT, DELETE ON apikey.owners TO apikey_admin;
+GRANT UPDATE (owner, managed_by, rate_limit, rate_window, credits, refill_amount, refill_interval,
+			  refill_day, meta) ON apikey.owners TO apikey_admin;
 GRANT SELECT ON apikey.owners TO apikey_manager;
 SELECT pg_catalog.pg_extension_config_dump('apikey.owners', '');
+SELECT pg_catalog.pg_extension_config_dump('apikey.owners_id_seq', '');
+REVOKE ALL ON SEQUENCE apikey.owners_id_seq FROM PUBLIC;
 ALTER TABLE apikey.owners ALTER COLUMN owner SET STATISTICS 0, ALTER COLUMN managed_by SET STATISTICS 0;
 
 CREATE FUNCTION apikey.owner_guard()
@@ -212,24 +265,6 @@ GRANT EXECUTE ON FUNCTION apikey.cache_stats(), apikey.backend_stats() TO apikey
  * again: from that commit on the balance is the new credits, whatever was
  * used before.
  */
-CREATE FUNCTION apikey.plan_valid(credits bigint, refill_amount bigint,
-								  refill_interval text, refill_day integer)
-RETURNS boolean
-AS 'MODULE_PATHNAME', 'apikey_plan_valid'
-LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer) IS
-	'true if a plan''s credits and refill obey the rules of apikey_create: credits and refill_amount from 0 to 10^15, refill_interval day or month with refill_amount and credits, refill_day 1 to 31 for a monthly refill only (the CHECK on apikey.keys)';
-CREATE FUNCTION apikey.next_refill(refill_interval text, refill_day integer, after timestamptz)
-RETURNS timestamptz
-AS 'MODULE_PATHNAME', 'apikey_next_refill'
-LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION apikey.next_refill(text, integer, timestamptz) IS
-	'the first refill after a time: 00:00 UTC of the next day, or of refill_day of a month (its last day when shorter; NULL refill_day: the 1st); NULL without a refill';
-REVOKE ALL ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer),
-	apikey.next_refill(text, integer, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikey.plan_valid(bigint, bigint, text, integer),
-	apikey.next_refill(text, integer, timestamptz) TO apikey_manager, apikey_admin;
-
 ALTER TABLE apikey.keys
 	ADD COLUMN credits bigint,
 	ADD COLUMN refill_amount bigint,
@@ -330,6 +365,122 @@ GRANT EXECUTE ON FUNCTION apikey.apikey_verify(text, text[], text, inet, integer
 	TO apikey_verifier, apikey_manager, apikey_admin;
 
 /*
+ * Plans shared by all the keys of one owner (apikey.owners): a rate limit
+ * and credits drawn on by every key whose owner is the row's owner, across
+ * all backends, besides the key's own.  Set by administrators only (the
+ * table's grants), each change an audit row of action "plan".  A change
+ * of a plan empties the verified-key caches at commit (a key's cached copy
+ * carries its owner's plan).  The owner's balance is kept like a key's and
+ * written by the worker into apikey.owner_usage.
+ */
+CREATE TRIGGER owners_plan_stamp
+	BEFORE INSERT OR UPDATE OF credits ON apikey.owners
+	FOR EACH ROW EXECUTE FUNCTION apikey.plan_stamp();
+COMMENT ON TRIGGER owners_plan_stamp ON apikey.owners IS
+	'credits set (even to the same value) starts a new balance from this commit on';
+CREATE TRIGGER owners_rate_limit_guard
+	BEFORE INSERT OR UPDATE OF rate_limit, rate_window ON apikey.owners
+	FOR EACH ROW
+	WHEN (NEW.rate_limit IS NOT NULL)
+	EXECUTE FUNCTION apikey.rate_limit_guard();
+COMMENT ON TRIGGER owners_rate_limit_guard ON apikey.owners IS
+	'an owner''s rate limit must be enforceable, as a key''s';
+
+ALTER TABLE apikey.audit DROP CONSTRAINT audit_action_check;
+ALTER TABLE apikey.audit ADD CONSTRAINT audit_action_check
+	CHECK (action OPERATOR(pg_catalog.=) ANY
+		   (ARRAY['create', 'rotate', 'enable', 'disable', 'update', 'delete', 'verify', 'plan']::text[]));
+COMMENT ON COLUMN apikey.audit.action IS
+	'create, rotate, enable, disable, update, delete, verify (a verification outcome, per apikey.log_verifications), or plan (a change of apikey.owners: key_id NULL, key_owner_role the owner''s managed_by)';
+CREATE FUNCTION apikey.owners_audit_row(op text, o apikey.owners, n apikey.owners)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	oj		jsonb := pg_catalog.to_jsonb(o);
+	nj		jsonb := pg_catalog.to_jsonb(n);
+	old_c	jsonb := '{}';
+	new_c	jsonb := '{}';
+	col		text;
+BEGIN
+	IF op = 'UPDATE' THEN
+		FOR col IN SELECT k FROM pg_catalog.jsonb_object_keys(nj) AS k ORDER BY k LOOP
+			IF (oj OPERATOR(pg_catalog.->) col) IS DISTINCT FROM (nj OPERATOR(pg_catalog.->) col) THEN
+				old_c := old_c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col, oj OPERATOR(pg_catalog.->) col);
+				new_c := new_c OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(col, nj OPERATOR(pg_catalog.->) col);
+			END IF;
+		END LOOP;
+		IF old_c OPERATOR(pg_catalog.=) '{}' THEN
+			RETURN;
+		END IF;
+		oj := old_c;
+		nj := new_c;
+	END IF;
+	INSERT INTO apikey.audit (action, key_id, key_owner_role, actor_current_user, acting_key_id, detail)
+	VALUES ('plan', NULL, COALESCE(n.managed_by, o.managed_by), apikey.acting_role(),
+			NULLIF(pg_catalog.current_setting('apikey.key_id', true), '')::pg_catalog.int8,
+			pg_catalog.jsonb_build_object('owner', COALESCE(n.owner, o.owner), 'op', pg_catalog.lower(op))
+			OPERATOR(pg_catalog.||) CASE WHEN oj IS NULL THEN '{}' ELSE pg_catalog.jsonb_build_object('old', oj) END
+			OPERATOR(pg_catalog.||) CASE WHEN nj IS NULL THEN '{}' ELSE pg_catalog.jsonb_build_object('new', nj) END);
+END
+$$;
+COMMENT ON FUNCTION apikey.owners_audit_row(text, apikey.owners, apikey.owners) IS
+	'append the apikey.audit row (action plan) for one change of apikey.owners (called by the owners_audit trigger)';
+REVOKE ALL ON FUNCTION apikey.owners_audit_row(text, apikey.owners, apikey.owners) FROM PUBLIC;
+CREATE TRIGGER owners_audit
+	AFTER INSERT OR UPDATE OR DELETE ON apikey.owners
+	FOR EACH ROW EXECUTE FUNCTION apikey.keys_audit();
+COMMENT ON TRIGGER owners_audit ON apikey.owners IS 'writes a plan row of the audit trail for each change';
+
+CREATE FUNCTION apikey.owners_cache_invalidate()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'apikey_owners_cache_invalidate'
+LANGUAGE C;
+COMMENT ON FUNCTION apikey.owners_cache_invalidate() IS
+	'trigger: a changed owner plan empties every verified-key cache when the change commits';
+REVOKE ALL ON FUNCTION apikey.owners_cache_invalidate() FROM PUBLIC;
+CREATE TRIGGER owners_cache_invalidate
+	AFTER INSERT OR UPDATE OR DELETE ON apikey.owners
+	FOR EACH ROW EXECUTE FUNCTION apikey.owners_cache_invalidate();
+CREATE TRIGGER owners_cache_invalidate_truncate
+	AFTER TRUNCATE ON apikey.owners
+	FOR EACH STATEMENT EXECUTE FUNCTION apikey.owners_cache_invalidate();
+COMMENT ON TRIGGER owners_cache_invalidate ON apikey.owners IS
+	'keys cached with their owner''s plan are read again after a change of a plan';
+COMMENT ON TRIGGER owners_cache_invalidate_truncate ON apikey.owners IS
+	'keys cached with their owner''s plan are read again after a TRUNCATE';
+ALTER TABLE apikey.owners ENABLE ALWAYS TRIGGER owners_plan_stamp;
+ALTER TABLE apikey.owners ENABLE ALWAYS TRIGGER owners_rate_limit_guard;
+ALTER TABLE apikey.owners ENABLE ALWAYS TRIGGER owners_audit;
+ALTER TABLE apikey.owners ENABLE ALWAYS TRIGGER owners_cache_invalidate;
+ALTER TABLE apikey.owners ENABLE ALWAYS TRIGGER owners_cache_invalidate_truncate;
+
+CREATE TABLE apikey.owner_usage (
+	owner_id		bigint PRIMARY KEY,
+	credits_remaining bigint NOT NULL,
+	credits_set_at	timestamptz NOT NULL,
+	credits_refilled_at timestamptz NOT NULL
+);
+COMMENT ON TABLE apikey.owner_usage IS
+	'the balance of each metered owner, written by the apikey worker from shared memory (needs shared_preload_libraries)';
+COMMENT ON COLUMN apikey.owner_usage.owner_id IS 'the owner (apikey.owners.id; no foreign key: writing never locks an owner''s row)';
+COMMENT ON COLUMN apikey.owner_usage.credits_remaining IS 'the balance as of the worker''s last flush (counts from credits_set_at)';
+COMMENT ON COLUMN apikey.owner_usage.credits_set_at IS 'the apikey.owners.credits_set_at the balance counts from';
+COMMENT ON COLUMN apikey.owner_usage.credits_refilled_at IS 'the last refill applied to the balance, or when its credits were set';
+ALTER TABLE apikey.owner_usage ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_usage_admin ON apikey.owner_usage FOR SELECT TO apikey_admin
+	USING (true);
+-- a manager sees the balances of the owners row-level security shows it
+CREATE POLICY owner_usage_manager ON apikey.owner_usage FOR SELECT TO apikey_manager
+	USING (owner_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT o.id FROM apikey.owners o)));
+COMMENT ON POLICY owner_usage_admin ON apikey.owner_usage IS 'admins read every owner''s balance';
+COMMENT ON POLICY owner_usage_manager ON apikey.owner_usage IS 'managers read the balances of the owners registered to them';
+REVOKE ALL ON apikey.owner_usage FROM PUBLIC;
+GRANT SELECT ON apikey.owner_usage TO apikey_admin, apikey_manager;
+SELECT pg_catalog.pg_extension_config_dump('apikey.owner_usage', '');
+
+/*
  * What the DBA's views show of plans: apikey.stats the live balance in
  * shared memory, apikey.key_status the plan and the balance as of the
  * worker's last flush, with any refill due since applied.  (apikey.stats
@@ -342,8 +493,15 @@ AS 'MODULE_PATHNAME', 'apikey_key_balances'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION apikey.key_balances() IS
 	'live balances of this database''s metered keys in shared memory (use the view apikey.stats)';
-REVOKE ALL ON FUNCTION apikey.key_balances() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION apikey.key_balances() TO apikey_admin, apikey_manager;
+CREATE FUNCTION apikey.owner_stats(OUT owner_id bigint, OUT rate_limit integer,
+								   OUT bucket_tokens double precision, OUT credits_remaining bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'apikey_owner_stats'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION apikey.owner_stats() IS
+	'live figures of this database''s owners with a plan in shared memory: bucket level, balance (use the view apikey.stats)';
+REVOKE ALL ON FUNCTION apikey.key_balances(), apikey.owner_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION apikey.key_balances(), apikey.owner_stats() TO apikey_admin, apikey_manager;
 
 CREATE OR REPLACE VIEW apikey.stats WITH (security_invoker = true) AS
 SELECT 'key'::text AS scope, s.key_id, k.name, s.unflushed_uses, s.last_used_at,
@@ -367,16 +525,23 @@ UNION ALL
 SELECT 'backend', NULL, NULL, NULL, NULL, NULL, NULL,
 	   NULL, NULL, NULL, NULL, NULL,
 	   b.cache_hits, b.cache_misses, b.pid, NULL, NULL, NULL, NULL
-  FROM apikey.backend_stats() b;
+  FROM apikey.backend_stats() b
+UNION ALL
+SELECT 'owner', NULL, o.owner, NULL, NULL, s.rate_limit, s.bucket_tokens,
+	   NULL, NULL, NULL, NULL, NULL,
+	   NULL, NULL, NULL, NULL, NULL, NULL, s.credits_remaining
+  FROM apikey.owner_stats() s
+  JOIN apikey.owners o ON o.id OPERATOR(pg_catalog.=) s.owner_id;
 COMMENT ON VIEW apikey.stats IS
-	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue, what was dropped and the verified-key cache''s hits, misses and size; per backend (scope backend, admins only) its cache hits and misses';
-COMMENT ON COLUMN apikey.stats.scope IS 'key: one tracked key; server: this server; backend: one running backend';
+	'live figures from shared memory: per key (scope key) usage not yet flushed and the bucket level; per server (scope server, admins only) verifications by code, the log queue, what was dropped and the verified-key cache''s hits, misses and size; per backend (scope backend, admins only) its cache hits and misses; per owner with a plan (scope owner) its bucket level and balance';
+COMMENT ON COLUMN apikey.stats.scope IS 'key: one tracked key; server: this server; backend: one running backend; owner: an owner with a plan (its name in name)';
+COMMENT ON COLUMN apikey.stats.name IS 'the key''s name, or the owner (scope owner)';
 COMMENT ON COLUMN apikey.stats.cache_hits IS 'verifications (of the server, or of the backend) that found the key in the verified-key cache: the shared one (apikey.shared_cache_size), or the backend''s own (apikey.cache_size) on a standby or with the shared one off';
 COMMENT ON COLUMN apikey.stats.pid IS 'the backend''s process id (scope backend)';
 COMMENT ON COLUMN apikey.stats.cache_keys IS 'keys in the shared verified-key cache now';
 COMMENT ON COLUMN apikey.stats.cache_capacity IS 'keys the shared verified-key cache holds (apikey.shared_cache_size, rounded up)';
 COMMENT ON COLUMN apikey.stats.cache_bytes IS 'shared memory the shared verified-key cache takes';
-COMMENT ON COLUMN apikey.stats.credits_remaining IS 'a metered key''s balance now (scope key)';
+COMMENT ON COLUMN apikey.stats.credits_remaining IS 'a metered key''s or owner''s balance now (scopes key and owner)';
 
 CREATE OR REPLACE VIEW apikey.key_status WITH (security_invoker = true) AS
 SELECT k.id, k.name, k.prefix, k.hint, k.owner, k.owner_role, k.scopes,

@@ -257,6 +257,71 @@ SELECT has_column_privilege('apikey.keys', 'credits', 'SELECT') AS sees,
 	   has_column_privilege('apikey.keys', 'credits', 'UPDATE') AS changes;
 RESET ROLE;
 
+--
+-- plans shared by an owner's keys (apikey.owners): checked after the key's
+-- own, in the order key rate limit, owner rate limit, key credits, owner
+-- credits; a call refused by a later one gives back what an earlier took
+--
+SET ROLE regress_plans_admin;
+INSERT INTO apikey.owners (owner, managed_by, credits) VALUES ('regress-acme', 'regress_plans_mgr', -1);
+INSERT INTO apikey.owners (owner, managed_by, rate_limit) VALUES ('regress-acme', 'regress_plans_mgr', 3);
+INSERT INTO apikey.owners (owner, managed_by, credits, refill_amount, refill_interval)
+	VALUES ('regress-acme', 'regress_plans_mgr', 5, 10, 'year');
+INSERT INTO apikey.owners (owner, managed_by, credits, rate_limit, rate_window, credits_set_at)
+	VALUES ('regress-acme', 'regress_plans_mgr', 5, 4, '1 hour', '2000-01-01');
+SELECT owner, credits, rate_limit, credits_set_at > '2000-01-01' AS stamped_by_the_extension
+  FROM apikey.owners WHERE owner = 'regress-acme';
+UPDATE apikey.owners SET credits_set_at = now() WHERE owner = 'regress-acme';
+SELECT key AS oa FROM apikey.apikey_create('oa', '{}', owner => 'regress-acme', credits => 3) \gset
+RESET ROLE;
+SET ROLE regress_plans_mgr;
+SELECT key AS ob FROM apikey.apikey_create('ob', '{}', owner => 'regress-acme') \gset
+UPDATE apikey.owners SET credits = 1000 WHERE owner = 'regress-acme';
+SELECT owner, credits, rate_limit FROM apikey.owners;
+RESET ROLE;
+-- the owner's 5 credits and 4 tokens shared by both keys, oa's own 3 too
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'oa') v;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 2) v;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'oa', '{}', NULL, NULL, 2) v;
+SELECT v.code, v.credits_remaining, v.retry_after FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 1) v;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 0) v;
+-- the owner's bucket is empty now (4 VALID calls); a top-up of the owner
+-- applies at once, but its rate limit still refuses first
+SET ROLE regress_plans_admin;
+UPDATE apikey.owners SET credits = 100 WHERE owner = 'regress-acme';
+RESET ROLE;
+SELECT v.code, v.credits_remaining, v.retry_after IS NOT NULL AS retry FROM apikey.apikey_verify(:'ob') v;
+-- without its rate limit: the new balance, and a key's own credits still
+-- apply to it alone
+SET ROLE regress_plans_admin;
+UPDATE apikey.owners SET rate_limit = NULL, rate_window = NULL WHERE owner = 'regress-acme';
+RESET ROLE;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 10) v;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'oa', '{}', NULL, NULL, 1) v;
+-- refunds reach the owner's balance too
+BEGIN;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 50) v;
+ROLLBACK;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 0) v;
+-- registering an owner without a plan changes nothing for its keys
+SET ROLE regress_plans_admin;
+INSERT INTO apikey.owners (owner, managed_by) VALUES ('regress-plain', 'regress_plans_mgr');
+SELECT key AS op FROM apikey.apikey_create('op', '{}', owner => 'regress-plain') \gset
+RESET ROLE;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'op', '{}', NULL, NULL, 7) v;
+-- each change of apikey.owners is a "plan" row of the audit, seen by the
+-- manager the owner is registered to
+SELECT action, key_id, detail->>'op' AS op, detail->'old'->'credits' AS old_credits,
+	   detail->'new'->'credits' AS new_credits, detail->'new' ? 'rate_limit' AS limit_changed
+  FROM apikey.audit WHERE action = 'plan' AND detail->>'owner' LIKE 'regress-%' ORDER BY id;
+SET ROLE regress_plans_mgr;
+SELECT count(*) AS plan_rows_seen FROM apikey.audit WHERE action = 'plan';
+RESET ROLE;
+-- the owner's live balance in apikey.stats
+SELECT scope, name, credits_remaining FROM apikey.stats WHERE scope = 'owner' AND name LIKE 'regress-%';
+DELETE FROM apikey.keys WHERE name IN ('oa', 'ob', 'op');
+DELETE FROM apikey.owners WHERE owner LIKE 'regress-%';
+
 DELETE FROM apikey.keys WHERE name IN ('metered key', 'free', 'both', 'monthly', 'daily', 'full', 'm');
 DROP ROLE regress_plans_mgr;
 DROP ROLE regress_plans_admin;

@@ -1,13 +1,15 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *	  The AFTER ROW trigger on apikey.keys that writes the audit trail.
+ *	  The AFTER ROW trigger on apikey.keys (and, from 1.2, on apikey.owners:
+ *	  rows of action "plan") that writes the audit trail.
  *
  *	  It runs as the role making the change, records that role (or, inside
  *	  apikey_create/apikey_rotate, their caller: see acting_role.c), then switches
  *	  to the table owner to append to apikey.audit, which no other role may
- *	  write.  Deciding what changed is done in SQL by apikey.keys_audit_row,
- *	  which the owner alone may execute.
+ *	  write.  Deciding what changed is done in SQL by apikey.keys_audit_row
+ *	  (apikey.owners_audit_row for owners), which the owner alone may
+ *	  execute.
  *
  *	  Restoring a dump inserts keys too: pg_dump scripts run with
  *	  row_security off, and an INSERT seen that way outside apikey_create is
@@ -85,7 +87,9 @@ apikey_keys_audit(PG_FUNCTION_ARGS)
 	args[0] = CStringGetTextDatum(op);
 
 	saved = apikey_actor_begin(rel->rd_rel->relowner);
-	ret = apikey_actor_execute("SELECT apikey.keys_audit_row($1, $2, $3)",
+	ret = apikey_actor_execute(strcmp(RelationGetRelationName(rel), "owners") == 0 ?
+							   "SELECT apikey.owners_audit_row($1, $2, $3)" :
+							   "SELECT apikey.keys_audit_row($1, $2, $3)",
 							   3, argtypes, args, nulls, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not write the audit row: %s",

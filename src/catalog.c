@@ -50,7 +50,11 @@ relcache_callback(Datum arg, Oid relid)
 		relid == cache.prefix_idx ||
 		relid == cache.grace_prefix_idx ||
 		relid == cache.usage_relid ||
-		relid == cache.usage_pkey)
+		relid == cache.usage_pkey ||
+		relid == cache.owners_relid ||
+		relid == cache.owners_pkey ||
+		relid == cache.owner_usage_relid ||
+		relid == cache.owner_usage_pkey)
 		cache_valid = false;
 }
 
@@ -93,9 +97,11 @@ optional_column(TupleDesc desc, const char *name, Oid type)
 		if (att->atttypid != type)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-					 errmsg("column \"%s\" of apikey.keys has type %s, not %s",
-							name, format_type_be(att->atttypid), format_type_be(type)),
-					 errdetail("apikey.keys was altered; verification cannot read it."),
+					 errmsg("column \"%s\" of apikey.%s has type %s, not %s",
+							name, get_rel_name(att->attrelid), format_type_be(att->atttypid),
+							format_type_be(type)),
+					 errdetail("apikey.%s was altered; verification cannot read it.",
+							   get_rel_name(att->attrelid)),
 					 errhint("Restore the column's type, or reinstall the extension.")));
 		return att->attnum;
 	}
@@ -189,6 +195,27 @@ cache_trigger_fires(Relation rel)
 }
 
 /*
+ * table_with_pkey: the table of that name in nsp and its primary key
+ * (InvalidOid for both if missing: a schema before 1.1 or 1.2)
+ */
+static Oid
+table_with_pkey(const char *name, Oid nsp, Oid *pkey)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+	Relation	rel;
+
+	*pkey = InvalidOid;
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	rel = try_table_open(relid, AccessShareLock);
+	if (rel == NULL)
+		return InvalidOid;
+	*pkey = apikey_primary_key_index(rel);
+	table_close(rel, NoLock);
+	return OidIsValid(*pkey) ? relid : InvalidOid;
+}
+
+/*
  * fill: look everything up by name.  Takes no lock of its own beyond the
  * transient one opening the table needs.
  */
@@ -244,16 +271,37 @@ fill(void)
 	c.cache_coherent = cache_trigger_fires(rel);
 	table_close(rel, NoLock);
 
-	/* where the worker writes balances (read back after a restart) */
-	c.usage_relid = get_relname_relid("usage", c.namespace_oid);
-	if (OidIsValid(c.usage_relid))
+	/*
+	 * owners' plans (1.2), and where the worker writes balances (read back
+	 * after a restart)
+	 */
+	c.usage_relid = table_with_pkey("usage", c.namespace_oid, &c.usage_pkey);
+	c.owners_relid = table_with_pkey("owners", c.namespace_oid, &c.owners_pkey);
+	c.owner_usage_relid = table_with_pkey("owner_usage", c.namespace_oid, &c.owner_usage_pkey);
+	if (OidIsValid(c.owners_relid))
 	{
-		rel = try_table_open(c.usage_relid, AccessShareLock);
+		rel = try_table_open(c.owners_relid, AccessShareLock);
 		if (rel != NULL)
 		{
-			c.usage_pkey = apikey_primary_key_index(rel);
+			desc = RelationGetDescr(rel);
+			c.att_o_id = optional_column(desc, "id", INT8OID);
+			c.att_o_rate_limit = optional_column(desc, "rate_limit", INT4OID);
+			c.att_o_rate_window = optional_column(desc, "rate_window", INTERVALOID);
+			c.att_o_credits = optional_column(desc, "credits", INT8OID);
+			c.att_o_refill_amount = optional_column(desc, "refill_amount", INT8OID);
+			c.att_o_refill_interval = optional_column(desc, "refill_interval", TEXTOID);
+			c.att_o_refill_day = optional_column(desc, "refill_day", INT4OID);
+			c.att_o_credits_set_at = optional_column(desc, "credits_set_at", TIMESTAMPTZOID);
 			table_close(rel, NoLock);
+			/* owners of 1.2's development without plans: none applies */
+			if (c.att_o_id == InvalidAttrNumber || c.att_o_rate_limit == InvalidAttrNumber ||
+				c.att_o_rate_window == InvalidAttrNumber || c.att_o_credits == InvalidAttrNumber ||
+				c.att_o_refill_amount == InvalidAttrNumber || c.att_o_refill_interval == InvalidAttrNumber ||
+				c.att_o_refill_day == InvalidAttrNumber || c.att_o_credits_set_at == InvalidAttrNumber)
+				c.owners_relid = InvalidOid;
 		}
+		else
+			c.owners_relid = InvalidOid;
 	}
 
 	cache = c;

@@ -45,6 +45,18 @@ typedef struct ApikeyCatalog
 	AttrNumber	att_credits_set_at;
 	Oid			usage_relid;	/* apikey.usage and its primary key (1.1) */
 	Oid			usage_pkey;
+	Oid			owners_relid;	/* apikey.owners and its primary key (1.2) */
+	Oid			owners_pkey;
+	Oid			owner_usage_relid;	/* apikey.owner_usage and its primary key (1.2) */
+	Oid			owner_usage_pkey;
+	AttrNumber	att_o_id;		/* apikey.owners' plan columns (1.2) */
+	AttrNumber	att_o_rate_limit;
+	AttrNumber	att_o_rate_window;
+	AttrNumber	att_o_credits;
+	AttrNumber	att_o_refill_amount;
+	AttrNumber	att_o_refill_interval;
+	AttrNumber	att_o_refill_day;
+	AttrNumber	att_o_credits_set_at;
 	bool		cache_coherent; /* keys_cache_invalidate exists and fires ALWAYS */
 } ApikeyCatalog;
 

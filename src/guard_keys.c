@@ -163,7 +163,8 @@ apikey_db_role_guard(PG_FUNCTION_ARGS)
 /*
  * apikey_rate_limit_guard: trigger function, BEFORE UPDATE OF rate_limit,
  * rate_window on apikey.keys WHEN a valid rate limit is being set: direct
- * UPDATEs obey the rule of apikey_create.  (1.0 declared it as
+ * UPDATEs obey the rule of apikey_create.  Also BEFORE INSERT OR UPDATE of
+ * apikey.owners (1.2): an owner's limit needs shared memory too.  (1.0 declared it as
  * apikey.refuse_rate_limit(), symbol apikey_refuse_rate_limit.)
  */
 Datum
@@ -176,7 +177,8 @@ apikey_rate_limit_guard(PG_FUNCTION_ARGS)
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
 		elog(ERROR, "apikey_rate_limit_guard must be fired BEFORE ... FOR EACH ROW");
 	apikey_require_tracker_for_limits();
-	return PointerGetDatum(trigdata->tg_newtuple);
+	return PointerGetDatum(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+						   trigdata->tg_newtuple : trigdata->tg_trigtuple);
 }
 
 Datum

@@ -102,7 +102,7 @@
 enum
 {
 	F_NAME, F_OWNER, F_OWNER_ROLE, F_DB_ROLE, F_SCOPES, F_RESOURCES, F_CIDRS,
-	F_META, F_CREDITS, KC_FIELDS
+	F_META, F_CREDITS, F_OWNER_PLAN, KC_FIELDS
 };
 
 /*
@@ -469,6 +469,12 @@ serialize(const ApikeyKey *key, uint32 *len)
 		SET_VARSIZE(v[F_CREDITS], VARHDRSZ + sizeof(PlanCredits));
 		memcpy(VARDATA(v[F_CREDITS]), &key->credits, sizeof(PlanCredits));
 	}
+	if (key->has_owner_plan)
+	{
+		v[F_OWNER_PLAN] = palloc(VARHDRSZ + sizeof(ApikeyOwnerPlan));
+		SET_VARSIZE(v[F_OWNER_PLAN], VARHDRSZ + sizeof(ApikeyOwnerPlan));
+		memcpy(VARDATA(v[F_OWNER_PLAN]), &key->owner_plan, sizeof(ApikeyOwnerPlan));
+	}
 
 	for (i = 0; i < KC_FIELDS; i++)
 	{
@@ -550,6 +556,9 @@ unpack(KcEntry *e, ApikeyKey *key)
 	key->metered = h->off[F_CREDITS] != 0;
 	if (key->metered)
 		memcpy(&key->credits, buf + h->off[F_CREDITS] + VARHDRSZ, sizeof(PlanCredits));
+	key->has_owner_plan = h->off[F_OWNER_PLAN] != 0;
+	if (key->has_owner_plan)
+		memcpy(&key->owner_plan, buf + h->off[F_OWNER_PLAN] + VARHDRSZ, sizeof(ApikeyOwnerPlan));
 	key->enabled = (e->flags & KE_ENABLED) != 0;
 	key->expires_isnull = !(e->flags & KE_EXPIRES);
 	key->expires_at = e->expires_at;
@@ -892,6 +901,18 @@ apikey_keycache_forget_at_commit(const uint8 *hash)
 		pending = repalloc_huge(pending, sizeof(*pending) * pending_cap);
 	}
 	memcpy(pending[npending++], hash, APIKEY_HASH_LEN);
+}
+
+/*
+ * apikey_keycache_flush_at_commit: something every cached key may carry
+ * changed (an owner's plan): empty the whole cache just before this
+ * transaction commits, and bypass it until then.
+ */
+void
+apikey_keycache_flush_at_commit(void)
+{
+	if (kc != NULL)
+		flush_at_commit = true;
 }
 
 /* is relid this database's apikey.keys, the extension's own table? */

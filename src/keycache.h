@@ -39,6 +39,7 @@ extern void apikey_keycache_insert(const ApikeyCatalog *cat, const uint8 *hash,
 extern void apikey_keycache_set_hint(const ApikeyCatalog *cat, const uint8 *hash,
 									 const ApikeyTrackerHint *hint);
 extern void apikey_keycache_forget_at_commit(const uint8 *hash);
+extern void apikey_keycache_flush_at_commit(void);
 extern void apikey_keycache_stats(int64 *entries, int64 *capacity,
 								  int64 *bytes, int64 *variable_bytes);
 

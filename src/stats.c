@@ -40,6 +40,7 @@
  */
 APIKEY_SQL_FUNCTION(apikey_key_stats);
 APIKEY_SQL_FUNCTION(apikey_key_balances);
+APIKEY_SQL_FUNCTION(apikey_owner_stats);
 
 typedef struct KeyStatsOut
 {
@@ -47,6 +48,7 @@ typedef struct KeyStatsOut
 	int64	   *visible;		/* sorted ids the caller may see; NULL: all */
 	int			nvisible;
 	bool		balances;		/* apikey.key_balances(): metered keys' balances */
+	bool		owners;			/* apikey.owner_stats(): owners' entries */
 } KeyStatsOut;
 
 static int
@@ -73,6 +75,18 @@ put_key_stats(void *arg, const ApikeyKeyStats *k)
 	if (out->visible != NULL &&
 		bsearch(&k->key_id, out->visible, out->nvisible, sizeof(int64), cmp_int64) == NULL)
 		return;
+	if (out->owners)
+	{
+		values[0] = Int64GetDatum(k->key_id);
+		values[1] = Int32GetDatum(k->rate_limit);
+		nulls[1] = k->rate_limit == 0;
+		values[2] = Float8GetDatum(k->tokens);
+		nulls[2] = k->rate_limit == 0;
+		values[3] = Int64GetDatum(k->credits_remaining);
+		nulls[3] = !k->has_balance;
+		tuplestore_putvalues(out->rsinfo->setResult, out->rsinfo->setDesc, values, nulls);
+		return;
+	}
 	if (out->balances)
 	{
 		if (!k->has_balance)
@@ -95,11 +109,12 @@ put_key_stats(void *arg, const ApikeyKeyStats *k)
 }
 
 /*
- * visible_keys: the ids of the keys the caller can read in apikey.keys,
- * sorted (a query as the caller: row-level security decides).
+ * visible_keys: the ids of the rows the caller can read in apikey.keys (or
+ * apikey.owners), sorted (a query as the caller: row-level security
+ * decides).
  */
 static int64 *
-visible_keys(int *n)
+visible_keys(const char *table, int *n)
 {
 	int64	   *ids;
 	uint64		i;
@@ -107,8 +122,8 @@ visible_keys(int *n)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(psprintf("SELECT id FROM %s.keys ORDER BY id",
-							 quote_identifier(get_namespace_name(nsp))), true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(psprintf("SELECT id FROM %s.%s ORDER BY id",
+							 quote_identifier(get_namespace_name(nsp)), table), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the visible keys");
 	ids = MemoryContextAlloc(TopTransactionContext, sizeof(int64) * (SPI_processed + 1));
 	for (i = 0; i < SPI_processed; i++)
@@ -122,22 +137,30 @@ visible_keys(int *n)
 	return ids;
 }
 
-/* key_stats: the rows of apikey.key_stats() or apikey.key_balances() */
+/*
+ * key_stats: the rows of apikey.key_stats(), apikey.key_balances() or
+ * apikey.owner_stats()
+ */
 static Datum
-key_stats(FunctionCallInfo fcinfo, bool balances)
+key_stats(FunctionCallInfo fcinfo, bool balances, bool owners)
 {
 	KeyStatsOut out;
+	const ApikeyCatalog *cat;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!apikey_tracker_active())
 		return (Datum) 0;
+	cat = apikey_catalog_lock(AccessShareLock);
+	if (owners && !OidIsValid(cat->owners_relid))
+		return (Datum) 0;
 	out.balances = balances;
+	out.owners = owners;
 	out.rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	out.visible = NULL;
 	out.nvisible = 0;
 	if (!apikey_is_admin(GetUserId()))
-		out.visible = visible_keys(&out.nvisible);
-	apikey_tracker_key_stats(MyDatabaseId, apikey_catalog_lock(AccessShareLock)->keys_relid,
+		out.visible = visible_keys(owners ? "owners" : "keys", &out.nvisible);
+	apikey_tracker_key_stats(MyDatabaseId, owners ? cat->owners_relid : cat->keys_relid,
 							 put_key_stats, &out);
 	return (Datum) 0;
 }
@@ -145,13 +168,19 @@ key_stats(FunctionCallInfo fcinfo, bool balances)
 Datum
 apikey_key_stats(PG_FUNCTION_ARGS)
 {
-	return key_stats(fcinfo, false);
+	return key_stats(fcinfo, false, false);
 }
 
 Datum
 apikey_key_balances(PG_FUNCTION_ARGS)
 {
-	return key_stats(fcinfo, true);
+	return key_stats(fcinfo, true, false);
+}
+
+Datum
+apikey_owner_stats(PG_FUNCTION_ARGS)
+{
+	return key_stats(fcinfo, false, true);
 }
 
 /*

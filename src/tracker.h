@@ -52,6 +52,7 @@ typedef struct ApikeyUsage
 	TimestampTz last_used_at;
 	bool		has_balance;	/* a metered key's balance changed: write it */
 	PlanBalance balance;
+	bool		is_owner;		/* an owner's balance (key_id: apikey.owners.id) */
 } ApikeyUsage;
 
 typedef struct ApikeyKeyStats
@@ -106,11 +107,19 @@ typedef struct ApikeyDraw
 	int64		cost;
 	TimestampTz plan_now;		/* refills are judged at (apikey_plan_now) */
 	ApikeyTrackerHint *hint;	/* in: where the entry was; out: where it is */
+	/* the plan of its owner, if any: an entry of its own, (owner_relid, owner_id) */
+	Oid			owner_relid;
+	int64		owner_id;		/* 0: no owner plan */
+	int32		owner_rate_limit;	/* 0: none */
+	const Interval *owner_window;
+	const PlanCredits *owner_credits;	/* NULL: unmetered */
+	ApikeyTrackerHint *owner_hint;
 	/* what happened */
 	int64		retry_us;		/* RATE_LIMITED, or QUOTA_EXCEEDED (-1: no refill) */
 	bool		has_remaining;	/* metered: the balance after the call */
 	int64		remaining;
 	PlanBalance taken_from;		/* VALID and metered: the balance drawn on */
+	PlanBalance owner_taken_from;	/* the same of the owner's */
 } ApikeyDraw;
 
 /* what apikey_tracker_use decided */
@@ -119,7 +128,8 @@ typedef enum ApikeyDrawVerdict
 	APIKEY_DRAW_VALID,
 	APIKEY_DRAW_RATE_LIMITED,
 	APIKEY_DRAW_QUOTA_EXCEEDED,
-	APIKEY_DRAW_LOAD			/* the balance is not in shared memory: load it */
+	APIKEY_DRAW_LOAD,			/* the key's balance is not in shared memory: load it */
+	APIKEY_DRAW_LOAD_OWNER		/* the owner's, the same */
 } ApikeyDrawVerdict;
 
 /* one backend's verified-key cache lookups */
@@ -144,9 +154,10 @@ extern int	apikey_tracker_backend_stats(ApikeyBackendStats **out);
 
 /* tracker_keys.c */
 extern ApikeyDrawVerdict apikey_tracker_use(ApikeyDraw *d);
-extern void apikey_tracker_load_balance(const ApikeyDraw *d, const PlanBalance *b);
-extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
-										 int64 **spent, int *nspent);
+extern void apikey_tracker_load_balance(const ApikeyDraw *d, bool owner,
+										const PlanBalance *b);
+extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, Oid owners_relid,
+										 ApikeyUsage **out, int64 **spent, int *nspent);
 extern void apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n);
 extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),

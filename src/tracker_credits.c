@@ -52,16 +52,28 @@ static int	refunds_cap = 0;
 
 /*
  * apikey_tracker_note_refund: a VALID call took d->cost credits from the
- * balance d->taken_from (its grant and period) of d's key: remember it
- * until the transaction ends.
+ * balance d->taken_from (its grant and period) of d's key, and from its
+ * owner's, if metered: remember them until the transaction ends.
  */
+static void note(Oid relid, int64 id, const PlanBalance *from, int64 amount);
+
 void
 apikey_tracker_note_refund(const ApikeyDraw *d)
 {
-	Refund	   *r;
-
 	if (!apikey_refund_on_abort || !IsTransactionState() || d->cost <= 0)
 		return;
+	if (d->credits != NULL)
+		note(d->relid, d->key_id, &d->taken_from, d->cost);
+	if (d->owner_id != 0 && d->owner_credits != NULL)
+		note(d->owner_relid, d->owner_id, &d->owner_taken_from, d->cost);
+}
+
+/* note: remember one balance's refund */
+static void
+note(Oid relid, int64 id, const PlanBalance *from, int64 amount)
+{
+	Refund	   *r;
+
 	if (nrefunds == refunds_cap)
 	{
 		int			cap = refunds_cap == 0 ? 16 : refunds_cap * 2;
@@ -73,11 +85,11 @@ apikey_tracker_note_refund(const ApikeyDraw *d)
 	}
 	r = &refunds[nrefunds++];
 	r->dbid = MyDatabaseId;
-	r->relid = d->relid;
-	r->key_id = d->key_id;
-	r->set_at = d->taken_from.set_at;
-	r->period = d->taken_from.period;
-	r->amount = d->cost;
+	r->relid = relid;
+	r->key_id = id;
+	r->set_at = from->set_at;
+	r->period = from->period;
+	r->amount = amount;
 	r->level = GetCurrentTransactionNestLevel();
 }
 

@@ -186,50 +186,56 @@ take_token(TrackerState *st, int32 rate_limit, int64 window_us, TimestampTz now,
 }
 
 /*
- * draw_credits: take d->cost from the entry's balance, brought to its
- * row's rule at plan_now first (entry spinlock held).  False, nothing
- * taken, if the balance is smaller than the cost.
+ * draw_credits: take cost from the entry's balance, brought to its row's
+ * rule at plan_now first (entry spinlock held).  False, nothing taken, if
+ * the balance is smaller than the cost, with the time to the next refill
+ * in *retry_us (-1: none comes).  *remaining: the balance after.
  */
 static bool
-draw_credits(TrackerState *st, ApikeyDraw *d, TimestampTz plan_now)
+draw_credits(TrackerState *st, const PlanCredits *rule, int64 cost,
+			 TimestampTz plan_now, int64 *remaining, int64 *retry_us)
 {
-	if (plan_bring(&st->cr, d->credits, plan_now))
+	if (plan_bring(&st->cr, rule, plan_now))
 		st->cr_dirty = true;
-	d->has_remaining = true;
-	if (st->cr.balance < d->cost)
+	*remaining = st->cr.balance;
+	if (st->cr.balance < cost)
 	{
-		int64		next = plan_next_refill(d->credits->interval,
-										   d->credits->refill_day,
+		int64		next = plan_next_refill(rule->interval, rule->refill_day,
 										   Max(st->cr.period, plan_now));
 
-		d->remaining = st->cr.balance;
-		d->retry_us = next == PG_INT64_MAX ? -1 : next - plan_now;
+		*retry_us = next == PG_INT64_MAX ? -1 : next - plan_now;
 		return false;
 	}
-	if (d->cost > 0)
+	if (cost > 0)
 	{
-		st->cr.balance -= d->cost;
+		st->cr.balance -= cost;
 		st->cr_dirty = true;
 	}
-	d->remaining = st->cr.balance;
+	*remaining = st->cr.balance;
 	return true;
 }
 
-/*
- * apikey_tracker_use: a key passed every other check.  Takes a token if
- * the key has a rate limit, then d->cost credits if it is metered, and
- * counts the use; a call refused by the credits gives its token back.
- * Without room in the key table, an unlimited, unmetered key is VALID but
- * its use is not counted, and any other is refused (retry in one refill
- * period of its bucket).  APIKEY_DRAW_LOAD: the key is metered and its
- * balance is not in shared memory yet (first use since the server
- * started, or since the entry was recycled): the caller reads the last
- * one written (apikey.usage), gives it to apikey_tracker_load_balance and
- * calls again.  A VALID metered call's caller notes what it took, for a
- * refund if its transaction aborts (apikey_tracker_note_refund).
- */
-ApikeyDrawVerdict
-apikey_tracker_use(ApikeyDraw *d)
+/* give_token: a token taken by a call refused later goes back */
+static inline void
+give_token(TrackerState *st)
+{
+	st->tokens = Min(st->tokens + 1.0, (double) st->rate_limit);
+}
+
+/* give_credits: credits taken by a call refused later go back, to that balance only */
+static inline void
+give_credits(TrackerState *st, const PlanBalance *from, int64 cost)
+{
+	if (st->cr_known && st->cr.set_at == from->set_at && st->cr.period == from->period)
+	{
+		st->cr.balance += cost;
+		st->cr_dirty = true;
+	}
+}
+
+/* use_alone: apikey_tracker_use for a key without an owner plan: one entry */
+static ApikeyDrawVerdict
+use_alone(ApikeyDraw *d)
 {
 	LWLock	   *lock;
 	TrackerEntry *e;
@@ -271,13 +277,16 @@ apikey_tracker_use(ApikeyDraw *d)
 		verdict = APIKEY_DRAW_LOAD;
 	else if (limited && !take_token(st, d->rate_limit, window_us, now, &d->retry_us))
 		verdict = APIKEY_DRAW_RATE_LIMITED;
-	else if (d->credits != NULL && !draw_credits(st, d, d->plan_now))
+	else if (d->credits != NULL &&
+			 !draw_credits(st, d->credits, d->cost, d->plan_now, &d->remaining, &d->retry_us))
 	{
 		verdict = APIKEY_DRAW_QUOTA_EXCEEDED;
 		/* only a VALID call takes anything: the token goes back */
 		if (limited)
-			st->tokens = Min(st->tokens + 1.0, (double) st->rate_limit);
+			give_token(st);
 	}
+	if (d->credits != NULL && verdict != APIKEY_DRAW_LOAD && verdict != APIKEY_DRAW_RATE_LIMITED)
+		d->has_remaining = true;
 	if (!limited)
 		st->rate_limit = 0;
 	if (verdict == APIKEY_DRAW_VALID)
@@ -298,18 +307,250 @@ apikey_tracker_use(ApikeyDraw *d)
 }
 
 /*
- * apikey_tracker_load_balance: the balance of d's key as last written (or
- * as its grant says), for an entry that has none yet; an entry that got
- * one meanwhile (another backend loaded it) keeps its own.
+ * refused: the answer when a key's entry, or its owner's, cannot be made
+ * (the table full): a limited or metered key fails closed
  */
-void
-apikey_tracker_load_balance(const ApikeyDraw *d, const PlanBalance *b)
+static ApikeyDrawVerdict
+refused(ApikeyDraw *d, int32 rate_limit, int64 window_us)
+{
+	pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
+	apikey_tracker_mark_dirty();
+	if (rate_limit > 0 && window_us > 0)
+	{
+		d->retry_us = Max(window_us / rate_limit, 1);
+		return APIKEY_DRAW_RATE_LIMITED;
+	}
+	d->retry_us = -1;
+	return APIKEY_DRAW_QUOTA_EXCEEDED;
+}
+
+/*
+ * undo: give back what a call refused by a later check took: the key's
+ * token, the owner's token, credits from the key's balance (as it was in
+ * *key_from), from the owner's (*owner_from).
+ */
+static void
+undo(ApikeyDraw *d, bool key_token, bool owner_token, const PlanBalance *key_from,
+	 const PlanBalance *owner_from)
 {
 	LWLock	   *lock;
 	TrackerEntry *e;
 
-	e = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
+	if (key_token || key_from != NULL)
+	{
+		e = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
+							   false, d->hint, &lock);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			if (key_token && e->st.rate_limit > 0)
+				give_token(&e->st);
+			if (key_from != NULL)
+				give_credits(&e->st, key_from, d->cost);
+			SpinLockRelease(&e->mutex);
+			LWLockRelease(lock);
+		}
+	}
+	if (owner_token || owner_from != NULL)
+	{
+		e = tracker_find_entry(MyDatabaseId, d->owner_relid, d->owner_id, d->owner_role, true,
+							   false, d->owner_hint, &lock);
+		if (e != NULL)
+		{
+			SpinLockAcquire(&e->mutex);
+			if (owner_token && e->st.rate_limit > 0)
+				give_token(&e->st);
+			if (owner_from != NULL)
+				give_credits(&e->st, owner_from, d->cost);
+			SpinLockRelease(&e->mutex);
+			LWLockRelease(lock);
+		}
+	}
+}
+
+/*
+ * use_with_owner: apikey_tracker_use for a key whose owner has a plan.
+ * Two entries, each under its own spinlock, in the order of the checks:
+ * the key's token, the owner's token, the key's credits, the owner's
+ * credits, then the use counted.  A check that refuses gives back what
+ * the ones before it took, so only a VALID call takes anything.
+ */
+static ApikeyDrawVerdict
+use_with_owner(ApikeyDraw *d)
+{
+	LWLock	   *lock;
+	TrackerEntry *k;
+	TrackerEntry *o;
+	int64		window_us = d->window ? apikey_interval_us(d->window) : 0;
+	int64		owner_window_us = d->owner_window ? apikey_interval_us(d->owner_window) : 0;
+	bool		limited = d->rate_limit > 0 && window_us > 0;
+	bool		owner_limited = d->owner_rate_limit > 0 && owner_window_us > 0;
+	TimestampTz now = GetCurrentTimestamp();
+	int64		key_remaining = 0;
+	int64		owner_remaining = 0;
+	bool		ok;
+
+	d->retry_us = 0;
+	d->has_remaining = false;
+
+	/* the key's token */
+	k = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
 						   true, d->hint, &lock);
+	if (k == NULL)
+		return refused(d, limited ? d->rate_limit : d->owner_rate_limit,
+					   limited ? window_us : owner_window_us);
+	SpinLockAcquire(&k->mutex);
+	if (d->credits != NULL && !k->st.cr_known)
+	{
+		SpinLockRelease(&k->mutex);
+		LWLockRelease(lock);
+		return APIKEY_DRAW_LOAD;
+	}
+	ok = !limited || take_token(&k->st, d->rate_limit, window_us, now, &d->retry_us);
+	if (!limited)
+		k->st.rate_limit = 0;
+	k->st.idle_flushes = 0;
+	SpinLockRelease(&k->mutex);
+	LWLockRelease(lock);
+	if (!ok)
+		return APIKEY_DRAW_RATE_LIMITED;
+
+	/* the owner's token */
+	o = tracker_find_entry(MyDatabaseId, d->owner_relid, d->owner_id, d->owner_role, true,
+						   true, d->owner_hint, &lock);
+	if (o != NULL)
+	{
+		ApikeyDrawVerdict v = APIKEY_DRAW_VALID;
+
+		SpinLockAcquire(&o->mutex);
+		if (d->owner_credits != NULL && !o->st.cr_known)
+			v = APIKEY_DRAW_LOAD_OWNER;
+		else if (owner_limited &&
+				 !take_token(&o->st, d->owner_rate_limit, owner_window_us, now, &d->retry_us))
+			v = APIKEY_DRAW_RATE_LIMITED;
+		if (!owner_limited)
+			o->st.rate_limit = 0;
+		o->st.idle_flushes = 0;
+		SpinLockRelease(&o->mutex);
+		LWLockRelease(lock);
+		if (v != APIKEY_DRAW_VALID)
+		{
+			undo(d, limited, false, NULL, NULL);
+			return v;
+		}
+	}
+	else
+	{
+		undo(d, limited, false, NULL, NULL);
+		return refused(d, owner_limited ? d->owner_rate_limit : d->rate_limit,
+					   owner_limited ? owner_window_us : window_us);
+	}
+
+	/* the key's credits */
+	if (d->credits != NULL)
+	{
+		k = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
+							   true, d->hint, &lock);
+		ok = false;
+		if (k != NULL)
+		{
+			SpinLockAcquire(&k->mutex);
+			ok = k->st.cr_known &&
+				draw_credits(&k->st, d->credits, d->cost, d->plan_now,
+							 &key_remaining, &d->retry_us);
+			d->taken_from = k->st.cr;
+			SpinLockRelease(&k->mutex);
+			LWLockRelease(lock);
+		}
+		d->has_remaining = true;
+		d->remaining = key_remaining;
+		if (!ok)
+		{
+			undo(d, limited, owner_limited, NULL, NULL);
+			return APIKEY_DRAW_QUOTA_EXCEEDED;
+		}
+	}
+
+	/* the owner's credits */
+	if (d->owner_credits != NULL)
+	{
+		int64		retry_us = -1;
+
+		o = tracker_find_entry(MyDatabaseId, d->owner_relid, d->owner_id, d->owner_role, true,
+							   true, d->owner_hint, &lock);
+		ok = false;
+		if (o != NULL)
+		{
+			SpinLockAcquire(&o->mutex);
+			ok = o->st.cr_known &&
+				draw_credits(&o->st, d->owner_credits, d->cost, d->plan_now,
+							 &owner_remaining, &retry_us);
+			d->owner_taken_from = o->st.cr;
+			SpinLockRelease(&o->mutex);
+			LWLockRelease(lock);
+		}
+		if (!d->has_remaining || owner_remaining < d->remaining)
+			d->remaining = owner_remaining;
+		d->has_remaining = true;
+		if (!ok)
+		{
+			d->retry_us = retry_us;
+			undo(d, limited, owner_limited, d->credits ? &d->taken_from : NULL, NULL);
+			return APIKEY_DRAW_QUOTA_EXCEEDED;
+		}
+	}
+
+	/* VALID: the use counted */
+	k = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
+						   true, d->hint, &lock);
+	if (k != NULL)
+	{
+		SpinLockAcquire(&k->mutex);
+		k->st.pending_uses++;
+		k->st.last_used_at = now;
+		SpinLockRelease(&k->mutex);
+		LWLockRelease(lock);
+	}
+	apikey_tracker_mark_dirty();
+	return APIKEY_DRAW_VALID;
+}
+
+/*
+ * apikey_tracker_use: a key passed every other check.  Takes a token if
+ * the key has a rate limit, then d->cost credits if it is metered, and
+ * counts the use; then the same of its owner's plan, if it has one.  A
+ * call refused by a later check gives back what an earlier one took.
+ * Without room in the key table, an unlimited, unmetered key is VALID but
+ * its use is not counted, and any other is refused (retry in one refill
+ * period of its bucket).  APIKEY_DRAW_LOAD (and _LOAD_OWNER): the key (or
+ * its owner) is metered and its balance is not in shared memory yet
+ * (first use since the server started, or since the entry was recycled):
+ * the caller reads the last one written (apikey.usage, apikey.owner_usage),
+ * gives it to apikey_tracker_load_balance and calls again.  A VALID
+ * metered call's caller notes what it took, for a refund if its
+ * transaction aborts (apikey_tracker_note_refund).
+ */
+ApikeyDrawVerdict
+apikey_tracker_use(ApikeyDraw *d)
+{
+	return d->owner_id != 0 ? use_with_owner(d) : use_alone(d);
+}
+
+/*
+ * apikey_tracker_load_balance: the balance of d's key (or, with owner, of
+ * its owner) as last written, or as its grant says, for an entry that has
+ * none yet; an entry that got one meanwhile (another backend loaded it)
+ * keeps its own.
+ */
+void
+apikey_tracker_load_balance(const ApikeyDraw *d, bool owner, const PlanBalance *b)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+
+	e = tracker_find_entry(MyDatabaseId, owner ? d->owner_relid : d->relid,
+						   owner ? d->owner_id : d->key_id, d->owner_role, true,
+						   true, owner ? d->owner_hint : d->hint, &lock);
 	if (e == NULL)
 		return;
 	SpinLockAcquire(&e->mutex);
@@ -333,7 +574,7 @@ apikey_tracker_load_balance(const ApikeyDraw *d, const PlanBalance *b)
  * never for a scan of the whole table.
  */
 static void
-forget_idle(Oid dbid, Oid relid)
+forget_idle(Oid dbid, Oid relid, Oid owners_relid)
 {
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
@@ -349,7 +590,8 @@ forget_idle(Oid dbid, Oid relid)
 
 		SpinLockAcquire(&e->mutex);
 		tracker_refill(st, now);
-		idle = (e->key.dbid == dbid && e->key.relid != relid) ||	/* a dropped table's */
+		idle = (e->key.dbid == dbid && e->key.relid != relid &&
+				e->key.relid != owners_relid) ||	/* a dropped table's */
 			(st->idle_flushes >= IDLE_FLUSHES &&
 			 ((st->pending_uses == 0 && !st->cr_dirty) || e->key.dbid != dbid) &&
 			 (st->rate_limit == 0 || st->tokens >= st->rate_limit));
@@ -382,7 +624,7 @@ forget_idle(Oid dbid, Oid relid)
  * checks and calls apikey_tracker_forget_keys.
  */
 int
-apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
+apikey_tracker_collect_usage(Oid dbid, Oid relid, Oid owners_relid, ApikeyUsage **out,
 							 int64 **spent, int *nspent)
 {
 	HASH_SEQ_STATUS seq;
@@ -407,11 +649,28 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 	{
 		TrackerState *st = &e->st;
 
-		if (e->key.dbid == dbid && e->key.relid != relid)
+		if (e->key.dbid == dbid && e->key.relid != relid && e->key.relid != owners_relid)
 			stale++;
 		SpinLockAcquire(&e->mutex);
-		if (e->key.dbid == dbid && e->key.relid == relid &&
-			(st->pending_uses > 0 || st->cr_dirty))
+		if (e->key.dbid == dbid && OidIsValid(owners_relid) && e->key.relid == owners_relid &&
+			st->cr_dirty)
+		{
+			/* an owner's balance (owners count no uses) */
+			if (n == cap)
+			{
+				cap *= 2;
+				*out = repalloc(*out, sizeof(ApikeyUsage) * cap);
+			}
+			memset(&(*out)[n], 0, sizeof(ApikeyUsage));
+			(*out)[n].key_id = e->key.key_id;
+			(*out)[n].is_owner = true;
+			(*out)[n].has_balance = true;
+			(*out)[n].balance = st->cr;
+			n++;
+			st->cr_dirty = false;
+		}
+		else if (e->key.dbid == dbid && e->key.relid == relid &&
+				 (st->pending_uses > 0 || st->cr_dirty))
 		{
 			if (n == cap)
 			{
@@ -423,6 +682,7 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 			(*out)[n].last_used_at = st->last_used_at;
 			(*out)[n].has_balance = st->cr_dirty;
 			(*out)[n].balance = st->cr;
+			(*out)[n].is_owner = false;
 			n++;
 			st->pending_uses = 0;
 			st->last_used_at = 0;
@@ -448,7 +708,7 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, ApikeyUsage **out,
 	tracker_unlock_all();
 
 	if (hash_get_num_entries(tracker_keys) > apikey_max_tracked_keys / 2 || stale > 0)
-		forget_idle(dbid, relid);
+		forget_idle(dbid, relid, owners_relid);
 	return n;
 }
 

@@ -30,6 +30,16 @@
 #include "plan.h"
 #include "tracker.h"
 
+/* the plan of a key's owner, from apikey.owners (1.2) */
+typedef struct ApikeyOwnerPlan
+{
+	int64		owner_id;		/* apikey.owners.id: its entry in shared memory */
+	int32		rate_limit;		/* 0: none */
+	Interval	rate_window;
+	bool		metered;
+	PlanCredits credits;
+} ApikeyOwnerPlan;
+
 /*
  * A key's row, copied out of the table: everything the checks and the
  * callers need.  The pass-by-reference datums point into tuple, a private
@@ -60,6 +70,8 @@ typedef struct ApikeyKey
 	bool		db_role_isnull;
 	bool		metered;		/* credits is set (1.2) */
 	PlanCredits credits;
+	bool		has_owner_plan; /* its owner has a rate limit or credits (1.2) */
+	ApikeyOwnerPlan owner_plan;
 	TimestampTz grace_until;	/* set when the previous secret matched */
 	bool		grace_isnull;
 	ApikeyTrackerHint tracker;	/* where its tracker entry was last found */
@@ -104,8 +116,8 @@ extern bool apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 							 TimestampTz now, MemoryContext cache_rows,
 							 ApikeyKey *key, bool *cacheable);
 extern void apikey_key_free(ApikeyKey *key);
-extern void apikey_probe_balance(const ApikeyCatalog *cat, const ApikeyKey *key,
-								 PlanBalance *b);
+extern void apikey_probe_balance(const ApikeyCatalog *cat, Oid relid, Oid pkey,
+								 int64 id, const PlanCredits *rule, PlanBalance *b);
 
 /* verify_cache.c */
 extern int	apikey_cache_size;

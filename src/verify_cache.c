@@ -54,6 +54,8 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/datum.h"
+#include "executor/spi.h"
 
 #include "catalog.h"
 #include "keycache.h"
@@ -404,3 +406,93 @@ apikey_keys_cache_invalidate(PG_FUNCTION_ARGS)
 		return PointerGetDatum(trigdata->tg_newtuple);
 	return PointerGetDatum(trigdata->tg_trigtuple);
 }
+
+/* owner_plan_of: whether a row of apikey.owners holds a plan (a limit or credits) */
+static bool
+owner_plan_of(TupleDesc desc, HeapTuple row)
+{
+	static const char *const cols[] = {"rate_limit", "credits", NULL};
+	int			i;
+
+	for (i = 0; cols[i] != NULL; i++)
+	{
+		int			attnum = SPI_fnumber(desc, cols[i]);
+
+		if (attnum > 0 && !heap_attisnull(row, attnum, desc))
+			return true;
+	}
+	return false;
+}
+
+/* owner_plan_changed: whether an UPDATE of apikey.owners changed a plan */
+static bool
+owner_plan_changed(TupleDesc desc, HeapTuple o, HeapTuple n)
+{
+	static const char *const cols[] = {
+		"owner", "rate_limit", "rate_window", "credits", "refill_amount",
+		"refill_interval", "refill_day", "credits_set_at", "id", NULL
+	};
+	int			i;
+
+	for (i = 0; cols[i] != NULL; i++)
+	{
+		int			attnum = SPI_fnumber(desc, cols[i]);
+		Form_pg_attribute att;
+		bool		onull;
+		bool		nnull;
+		Datum		od;
+		Datum		nd;
+
+		if (attnum <= 0)
+			continue;
+		att = TupleDescAttr(desc, attnum - 1);
+		od = heap_getattr(o, attnum, desc, &onull);
+		nd = heap_getattr(n, attnum, desc, &nnull);
+		if (onull != nnull ||
+			(!onull && !datumIsEqual(od, nd, att->attbyval, att->attlen)))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * apikey.owners_cache_invalidate(): trigger, AFTER INSERT OR UPDATE OR
+ * DELETE FOR EACH ROW and AFTER TRUNCATE on apikey.owners.  A cached key
+ * carries its owner's plan (rate limit, credits): a change of a plan (a
+ * row with one made or removed, one changed, the table truncated) empties
+ * every backend's cache and the shared one when the change commits, and
+ * this transaction reads keys from the table until then.  Registering an
+ * owner without a plan changes no key's answer and empties nothing.
+ */
+APIKEY_SQL_FUNCTION(apikey_owners_cache_invalidate);
+
+Datum
+apikey_owners_cache_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	bool		flush;
+	const ApikeyCatalog *cat;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("apikey.owners_cache_invalidate() must be called as an AFTER trigger")));
+	desc = RelationGetDescr(trigdata->tg_relation);
+	if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		flush = true;
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		flush = owner_plan_changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple);
+	else
+		flush = owner_plan_of(desc, trigdata->tg_trigtuple);
+	if (!flush)
+		return PointerGetDatum(NULL);
+
+	cat = apikey_catalog_lock(AccessShareLock);
+	/* every backend's own cache, on standbys too (replayed at commit) */
+	CacheInvalidateRelcacheByRelid(cat->keys_relid);
+	keys_changed = true;
+	apikey_keycache_flush_at_commit();
+	return PointerGetDatum(NULL);
+}
+

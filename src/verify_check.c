@@ -121,13 +121,16 @@ draw(const ApikeyCatalog *cat, ApikeyKey *key, const ApikeyRequest *req,
 {
 	ApikeyDraw	d;
 	ApikeyDrawVerdict v;
+	ApikeyTrackerHint owner_hint = {NULL, 0};
 	int			tries;
 
 	if (!apikey_tracker_active())
 	{
-		if (!key->rate_limit_isnull)
+		if (!key->rate_limit_isnull ||
+			(key->has_owner_plan && key->owner_plan.rate_limit > 0))
 			return APIKEY_RATE_LIMITED;
-		return key->metered ? APIKEY_QUOTA_EXCEEDED : APIKEY_VALID;
+		return key->metered || (key->has_owner_plan && key->owner_plan.metered) ?
+			APIKEY_QUOTA_EXCEEDED : APIKEY_VALID;
 	}
 	memset(&d, 0, sizeof(d));
 	d.relid = cat->keys_relid;
@@ -139,30 +142,48 @@ draw(const ApikeyCatalog *cat, ApikeyKey *key, const ApikeyRequest *req,
 	d.cost = req->cost;
 	d.plan_now = key->metered ? apikey_plan_now() : 0;
 	d.hint = &key->tracker;
+	if (key->has_owner_plan)
+	{
+		d.owner_relid = cat->owners_relid;
+		d.owner_id = key->owner_plan.owner_id;
+		d.owner_rate_limit = key->owner_plan.rate_limit;
+		d.owner_window = &key->owner_plan.rate_window;
+		d.owner_credits = key->owner_plan.metered ? &key->owner_plan.credits : NULL;
+		d.owner_hint = &owner_hint;
+		if (d.plan_now == 0 && d.owner_credits != NULL)
+			d.plan_now = apikey_plan_now();
+	}
 	for (tries = 0;; tries++)
 	{
-		v = apikey_tracker_use(&d);
-		if (v != APIKEY_DRAW_LOAD || tries == 2)
-			break;
-		{
-			PlanBalance b;
+		PlanBalance b;
 
-			apikey_probe_balance(cat, key, &b);
-			apikey_tracker_load_balance(&d, &b);
-		}
+		v = apikey_tracker_use(&d);
+		if ((v != APIKEY_DRAW_LOAD && v != APIKEY_DRAW_LOAD_OWNER) || tries == 4)
+			break;
+		if (v == APIKEY_DRAW_LOAD)
+			apikey_probe_balance(cat, cat->usage_relid, cat->usage_pkey, key->key_id,
+								 &key->credits, &b);
+		else
+			apikey_probe_balance(cat, cat->owner_usage_relid, cat->owner_usage_pkey,
+								 d.owner_id, d.owner_credits, &b);
+		apikey_tracker_load_balance(&d, v == APIKEY_DRAW_LOAD_OWNER, &b);
 	}
 	res->has_remaining = d.has_remaining;
 	res->credits_remaining = d.remaining;
 	switch (v)
 	{
 		case APIKEY_DRAW_VALID:
-			if (key->metered)
-				apikey_tracker_note_refund(&d);
+			apikey_tracker_note_refund(&d);
 			return APIKEY_VALID;
 		case APIKEY_DRAW_RATE_LIMITED:
 			res->retry_after = interval_of(d.retry_us);
 			res->retry_isnull = false;
 			return APIKEY_RATE_LIMITED;
+		case APIKEY_DRAW_LOAD:
+		case APIKEY_DRAW_LOAD_OWNER:
+			/* a balance that could not be loaded: fail closed */
+			res->has_remaining = false;
+			return APIKEY_QUOTA_EXCEEDED;
 		default:
 			if (d.retry_us >= 0)
 			{

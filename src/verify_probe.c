@@ -45,6 +45,11 @@
 #include "secret.h"
 #include "verify.h"
 
+static bool credits_of(const Datum *values, const bool *nulls, AttrNumber credits,
+					   AttrNumber set_at, AttrNumber amount, AttrNumber interval,
+					   AttrNumber day, PlanCredits *out);
+static void probe_owner(const ApikeyCatalog *cat, ApikeyKey *key);
+
 /*
  * probe: find the row whose hash column hash_att equals hash, through the
  * index on apikey.hash_prefix() of that column; true and the row in slot
@@ -176,32 +181,10 @@ copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
 		key->db_role = (Datum) 0;
 		key->db_role_isnull = true;
 	}
-	key->metered = false;
-	if (cat->att_credits != InvalidAttrNumber)
-	{
-		d = att(values, nulls, cat->att_credits, &isnull);
-		key->metered = !isnull;
-		memset(&key->credits, 0, sizeof(key->credits));
-		if (key->metered)
-		{
-			key->credits.credits = DatumGetInt64(d);
-			d = att(values, nulls, cat->att_credits_set_at, &isnull);
-			key->credits.set_at = isnull ? DT_NOBEGIN + 1 : DatumGetTimestampTz(d);
-			d = att(values, nulls, cat->att_refill_interval, &isnull);
-			if (!isnull)
-			{
-				text	   *t = DatumGetTextPP(d);
-
-				key->credits.interval = plan_interval_of(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-			}
-			d = att(values, nulls, cat->att_refill_amount, &isnull);
-			key->credits.refill_amount = isnull ? 0 : DatumGetInt64(d);
-			if (isnull)
-				key->credits.interval = PLAN_REFILL_NONE;
-			d = att(values, nulls, cat->att_refill_day, &isnull);
-			key->credits.refill_day = isnull ? 1 : (uint8) DatumGetInt32(d);
-		}
-	}
+	key->metered = cat->att_credits != InvalidAttrNumber &&
+		credits_of(values, nulls, cat->att_credits, cat->att_credits_set_at,
+				   cat->att_refill_amount, cat->att_refill_interval,
+				   cat->att_refill_day, &key->credits);
 	if (values != values_buf)
 	{
 		pfree(values);
@@ -258,6 +241,7 @@ apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 		*cacheable = cache_rows != NULL && grace_isnull && settled(slot);
 		copy_key(cat, rel, slot,
 				 *cacheable ? cache_rows : CurrentMemoryContext, key);
+		probe_owner(cat, key);
 		key->grace_until = grace_until;
 		key->grace_isnull = grace_isnull;
 	}
@@ -268,40 +252,63 @@ apikey_probe_key(const ApikeyCatalog *cat, const uint8 *hash,
 }
 
 /*
- * apikey_probe_balance: the balance of a metered key as the worker last
- * wrote it into apikey.usage (read through its primary key, with the
- * latest snapshot: the worker's in-place writes are not transactional),
- * or as its grant says when none was written for this grant.
+ * typed_column: the number of rel's column name if it has type type, else
+ * InvalidAttrNumber
+ */
+static AttrNumber
+typed_column(Relation rel, const char *name, Oid type)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->atttypid == type ? att->attnum : InvalidAttrNumber;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * apikey_probe_balance: the balance of a metered key or owner (rule) as the
+ * worker last wrote it into its table relid (apikey.usage or
+ * apikey.owner_usage, found through its primary key pkey by id), or as its
+ * grant says when none was written for this grant.  Read with the latest
+ * snapshot: the worker's in-place writes are not transactional, and a row
+ * it inserted after this transaction's snapshot still counts.
  */
 void
-apikey_probe_balance(const ApikeyCatalog *cat, const ApikeyKey *key, PlanBalance *b)
+apikey_probe_balance(const ApikeyCatalog *cat, Oid relid, Oid pkey, int64 id,
+					 const PlanCredits *rule, PlanBalance *b)
 {
 	Relation	rel;
 	Relation	index;
 	IndexScanDesc scan;
 	TupleTableSlot *slot;
 	ScanKeyData skey;
+	AttrNumber	att_remaining;
+	AttrNumber	att_set_at;
+	AttrNumber	att_refilled;
 
-	b->set_at = key->credits.set_at;
-	b->period = key->credits.set_at;
-	b->balance = key->credits.credits;
-	if (!OidIsValid(cat->usage_relid) || !OidIsValid(cat->usage_pkey))
+	b->set_at = rule->set_at;
+	b->period = rule->set_at;
+	b->balance = rule->credits;
+	if (!OidIsValid(relid) || !OidIsValid(pkey))
 		return;
-	rel = try_table_open(cat->usage_relid, AccessShareLock);
+	rel = try_table_open(relid, AccessShareLock);
 	if (rel == NULL)
 		return;
-	if (RelationGetDescr(rel)->natts >= 6 &&
-		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid == INT8OID &&
-		TupleDescAttr(RelationGetDescr(rel), 3)->atttypid == INT8OID &&
-		TupleDescAttr(RelationGetDescr(rel), 4)->atttypid == TIMESTAMPTZOID &&
-		TupleDescAttr(RelationGetDescr(rel), 5)->atttypid == TIMESTAMPTZOID &&
-		!TupleDescAttr(RelationGetDescr(rel), 3)->attisdropped &&
-		!TupleDescAttr(RelationGetDescr(rel), 4)->attisdropped &&
-		!TupleDescAttr(RelationGetDescr(rel), 5)->attisdropped)
+	att_remaining = typed_column(rel, "credits_remaining", INT8OID);
+	att_set_at = typed_column(rel, "credits_set_at", TIMESTAMPTZOID);
+	att_refilled = typed_column(rel, "credits_refilled_at", TIMESTAMPTZOID);
+	if (att_remaining != InvalidAttrNumber && att_set_at != InvalidAttrNumber &&
+		att_refilled != InvalidAttrNumber)
 	{
-		index = index_open(cat->usage_pkey, AccessShareLock);
+		index = index_open(pkey, AccessShareLock);
 		slot = table_slot_create(rel, NULL);
-		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(key->key_id));
+		ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_INT8EQ, Int64GetDatum(id));
 		scan = apikey_index_beginscan(rel, index, GetLatestSnapshot(), 1);
 		index_rescan(scan, &skey, 1, NULL, 0);
 		if (index_getnext_slot(scan, ForwardScanDirection, slot))
@@ -309,12 +316,12 @@ apikey_probe_balance(const ApikeyCatalog *cat, const ApikeyKey *key, PlanBalance
 			bool		n1,
 						n2,
 						n3;
-			Datum		remaining = slot_getattr(slot, 4, &n1);
-			Datum		set_at = slot_getattr(slot, 5, &n2);
-			Datum		refilled = slot_getattr(slot, 6, &n3);
+			Datum		remaining = slot_getattr(slot, att_remaining, &n1);
+			Datum		set_at = slot_getattr(slot, att_set_at, &n2);
+			Datum		refilled = slot_getattr(slot, att_refilled, &n3);
 
 			/* written for this grant (or a newer one, seen before the row) */
-			if (!n1 && !n2 && !n3 && DatumGetTimestampTz(set_at) >= key->credits.set_at)
+			if (!n1 && !n2 && !n3 && DatumGetTimestampTz(set_at) >= rule->set_at)
 			{
 				b->set_at = DatumGetTimestampTz(set_at);
 				b->period = DatumGetTimestampTz(refilled);
@@ -325,6 +332,86 @@ apikey_probe_balance(const ApikeyCatalog *cat, const ApikeyKey *key, PlanBalance
 		ExecDropSingleTupleTableSlot(slot);
 		index_close(index, AccessShareLock);
 	}
+	table_close(rel, AccessShareLock);
+}
+
+/* credits_of: a plan's credits and refill, from a row's deformed columns */
+static bool
+credits_of(const Datum *values, const bool *nulls, AttrNumber credits,
+		   AttrNumber set_at, AttrNumber amount, AttrNumber interval,
+		   AttrNumber day, PlanCredits *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (nulls[credits - 1])
+		return false;
+	out->credits = DatumGetInt64(values[credits - 1]);
+	out->set_at = nulls[set_at - 1] ? DT_NOBEGIN + 1 : DatumGetTimestampTz(values[set_at - 1]);
+	if (!nulls[amount - 1] && !nulls[interval - 1])
+	{
+		text	   *t = DatumGetTextPP(values[interval - 1]);
+
+		out->refill_amount = DatumGetInt64(values[amount - 1]);
+		out->interval = plan_interval_of(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	out->refill_day = nulls[day - 1] ? 1 : (uint8) DatumGetInt32(values[day - 1]);
+	return true;
+}
+
+/*
+ * probe_owner: the plan of the key's owner, from its row of apikey.owners
+ * (found through the primary key, with the latest snapshot: a plan applies
+ * from its commit on, to every transaction; the caches are emptied when
+ * one changes).  A key whose owner has no row, or a row without a rate
+ * limit or credits, has no owner plan.
+ */
+static void
+probe_owner(const ApikeyCatalog *cat, ApikeyKey *key)
+{
+	Relation	rel;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData skey;
+
+	key->has_owner_plan = false;
+	if (key->owner_isnull || !OidIsValid(cat->owners_relid))
+		return;
+	rel = try_table_open(cat->owners_relid, AccessShareLock);
+	if (rel == NULL)
+		return;
+	index = index_open(cat->owners_pkey, AccessShareLock);
+	slot = table_slot_create(rel, NULL);
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_TEXTEQ, key->owner);
+	skey.sk_collation = index->rd_indcollation[0];
+	scan = apikey_index_beginscan(rel, index, GetLatestSnapshot(), 1);
+	index_rescan(scan, &skey, 1, NULL, 0);
+	if (index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+		ApikeyOwnerPlan *p = &key->owner_plan;
+
+		slot_getallattrs(slot);
+		memcpy(values, slot->tts_values, sizeof(Datum) * desc->natts);
+		memcpy(nulls, slot->tts_isnull, sizeof(bool) * desc->natts);
+		memset(p, 0, sizeof(*p));
+		p->owner_id = nulls[cat->att_o_id - 1] ? 0 : DatumGetInt64(values[cat->att_o_id - 1]);
+		if (!nulls[cat->att_o_rate_limit - 1] && !nulls[cat->att_o_rate_window - 1])
+		{
+			p->rate_limit = DatumGetInt32(values[cat->att_o_rate_limit - 1]);
+			p->rate_window = *DatumGetIntervalP(values[cat->att_o_rate_window - 1]);
+		}
+		p->metered = credits_of(values, nulls, cat->att_o_credits, cat->att_o_credits_set_at,
+								cat->att_o_refill_amount, cat->att_o_refill_interval,
+								cat->att_o_refill_day, &p->credits);
+		key->has_owner_plan = p->owner_id != 0 && (p->rate_limit > 0 || p->metered);
+		pfree(values);
+		pfree(nulls);
+	}
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(index, AccessShareLock);
 	table_close(rel, AccessShareLock);
 }
 

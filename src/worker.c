@@ -479,6 +479,52 @@ flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 	}
 }
 
+/*
+ * flush_owner_balances: the owners' balances that changed (u[0..n), their
+ * key_id an apikey.owners.id) into <nsp>.owner_usage, by SQL: owners are
+ * few, and an owner deleted meanwhile gets no row.
+ */
+static void
+flush_owner_balances(const char *nsp, const ApikeyUsage *u, int n)
+{
+	Oid			types[4] = {INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		args[4];
+	Datum	   *ids;
+	Datum	   *bal;
+	Datum	   *set_at;
+	Datum	   *period;
+	int			i;
+
+	if (n == 0)
+		return;
+	ids = palloc(sizeof(Datum) * n);
+	bal = palloc(sizeof(Datum) * n);
+	set_at = palloc(sizeof(Datum) * n);
+	period = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(u[i].key_id);
+		bal[i] = Int64GetDatum(u[i].balance.balance);
+		set_at[i] = TimestampTzGetDatum(u[i].balance.set_at);
+		period[i] = TimestampTzGetDatum(u[i].balance.period);
+	}
+	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[1] = PointerGetDatum(construct_array(bal, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	args[2] = PointerGetDatum(construct_array(set_at, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	args[3] = PointerGetDatum(construct_array(period, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	execute(psprintf("INSERT INTO %s.owner_usage AS u (owner_id, credits_remaining, credits_set_at,"
+					 " credits_refilled_at)"
+					 " SELECT f.id, f.bal, f.set_at, f.period FROM ROWS FROM (pg_catalog.unnest($1),"
+					 " pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+					 " AS f(id, bal, set_at, period)"
+					 " WHERE EXISTS (SELECT 1 FROM %s.owners o WHERE o.id OPERATOR(pg_catalog.=) f.id)"
+					 " ON CONFLICT (owner_id) DO UPDATE SET credits_remaining = excluded.credits_remaining,"
+					 " credits_set_at = excluded.credits_set_at,"
+					 " credits_refilled_at = excluded.credits_refilled_at",
+					 nsp, nsp),
+			4, types, args);
+}
+
 /* flush_log: queued verification outcomes of this database into <nsp>.audit */
 static int
 flush_log(const char *nsp)
@@ -599,7 +645,7 @@ flush(void)
 		int			n;
 		uint64		discarded = 0;
 
-		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, &u, NULL, NULL);
+		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, InvalidOid, &u, NULL, NULL);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			if ((n = apikey_tracker_take_log(q, FLUSH_BATCH)) == 0)
@@ -622,9 +668,24 @@ flush(void)
 		ApikeyUsage *u;
 		int64	   *spent;
 		int			nspent;
-		int			total = apikey_tracker_collect_usage(MyDatabaseId, keys, &u, &spent, &nspent);
+		Oid			owners = get_relname_relid("owners", get_rel_namespace(keys));
+		int			total = apikey_tracker_collect_usage(MyDatabaseId, keys, owners,
+														 &u, &spent, &nspent);
+		ApikeyUsage *ou = palloc(sizeof(ApikeyUsage) * Max(total, 1));
+		int			nowners = 0;
+		int			nkeys = 0;
+		int			i;
 
-		flush_usage(nsp, keys, u, total);
+		/* owners' balances apart: they go to their own table */
+		for (i = 0; i < total; i++)
+		{
+			if (u[i].is_owner)
+				ou[nowners++] = u[i];
+			else
+				u[nkeys++] = u[i];
+		}
+		flush_usage(nsp, keys, u, nkeys);
+		flush_owner_balances(nsp, ou, nowners);
 		reclaim_missing(nsp, keys, spent, nspent);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{

@@ -99,6 +99,8 @@ $$;
 ------------------------------------------------------------------------
 -- the owner a manager gives its key is registered to it (1.2)
 INSERT INTO apikey.owners (owner, managed_by) VALUES ('org-1', 'pt_aud_mgr'), ('org-2', 'pt_aud_mgr');
+-- (their own audit rows, action plan, are sql/plans.sql's)
+UPDATE pg_temp.pt_mark SET id = (SELECT max(id) FROM apikey.audit);
 SET ROLE pt_aud_mgr;
 INSERT INTO pg_temp.pt_k
 SELECT 'k1', key_id, key

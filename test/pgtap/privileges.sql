@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(407);
+SELECT plan(419);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -630,6 +630,28 @@ UPDATE apikey.keys SET owner = 'pt-own-unregistered', owner_role = 'pt_priv_mgr_
 SET ROLE pt_priv_mgr_a;
 SELECT lives_ok($$UPDATE apikey.keys SET meta = '{"x": 1}', owner = 'pt-own-unregistered' WHERE name = 'pt own admin'$$,
 	'an UPDATE that leaves an unregistered owner as it was passes');
+RESET ROLE;
+
+-- owners' plans (1.2): administrators set them, managers read their own
+-- owners' plans and balances; the id and credits_set_at are the
+-- extension's (11)
+SELECT column_privs_are('apikey', 'owners', c::name, 'apikey_admin',
+	CASE WHEN c IN ('id', 'credits_set_at', 'created_at') THEN ARRAY['SELECT', 'INSERT']::name[]
+		 ELSE ARRAY['SELECT', 'INSERT', 'UPDATE']::name[] END)
+  FROM unnest(ARRAY['rate_limit', 'credits', 'refill_day', 'credits_set_at', 'id']) AS c;
+SELECT table_privs_are('apikey', 'owners', 'apikey_manager', ARRAY['SELECT']);
+SELECT table_privs_are('apikey', 'owner_usage', r, CASE WHEN r IN ('apikey_admin', 'apikey_manager')
+	THEN ARRAY['SELECT'] ELSE ARRAY[]::name[] END)
+  FROM unnest(ARRAY['apikey_admin', 'apikey_manager', 'apikey_verifier', 'public']::name[]) AS r;
+-- (balances as the worker writes them; credits themselves need shared
+-- memory, which this server lacks: sql/plans.sql sets them)
+INSERT INTO apikey.owner_usage SELECT id, 7, now(), now() FROM apikey.owners WHERE owner LIKE 'pt-own-%';
+SET ROLE pt_priv_mgr_a;
+SELECT is(ARRAY(SELECT o.owner || '=' || u.credits_remaining
+				  FROM apikey.owner_usage u JOIN apikey.owners o ON o.id = u.owner_id ORDER BY 1),
+	ARRAY['pt-own-a=7', 'pt-own-later=7'], 'a manager reads the balances of its own owners only (not pt-own-b''s)');
+SELECT throws_ok($$UPDATE apikey.owners SET credits = 1000 WHERE owner = 'pt-own-a'$$, '42501', NULL,
+	'a manager cannot top up its owner');
 RESET ROLE;
 
 -- no statistics of a hash, for pg_read_all_data or anyone: ANALYZE keeps

@@ -75,6 +75,28 @@ cmp_ok($left, '>=', 0, 'the balance never went below zero');
 is(sql("SELECT v.code FROM apikey.apikey_verify('$k', '{}', NULL, NULL, " . ($left + 1) . ") v"),
 	'QUOTA_EXCEEDED', 'a cost above what is left is refused');
 
+# 1b. one owner's balance of 600, drawn by four backends through four keys
+# of its own (each key unmetered), 300 calls each: exactly 600 VALID
+sql("INSERT INTO apikey.owners (owner, credits) VALUES ('acme', 600)");
+my @okeys = map { sql("SELECT key FROM apikey.apikey_create('acme $_', '{}', owner => 'acme')") } 1 .. 4;
+sql("TRUNCATE taken");
+@runs = ();
+for my $ok (@okeys)
+{
+	my ($out, $err) = ('', '');
+	push @runs, [ IPC::Run::start([ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+		'-c', "CALL take('$ok', 300)" ], '>', \$out, '2>', \$err), \$err ];
+}
+$_->[0]->finish for @runs;
+is(join('', map { ${ $_->[1] } } @runs), '', 'the four backends ran without error');
+is(sql("SELECT count(*) FROM taken"), '600', 'four keys of one owner took exactly its 600 credits');
+is(balance($okeys[0]), '0', 'and its balance is 0, seen through any of its keys');
+sql("UPDATE apikey.owners SET credits = 50 WHERE owner = 'acme'");
+is(sql("SELECT (apikey.apikey_verify('$okeys[3]', '{}', NULL, NULL, 5)).credits_remaining"), '45',
+	'a top-up of the owner is its balance at the next call');
+is(wait_for($node, "SELECT credits_remaining FROM apikey.owner_usage u JOIN apikey.owners o ON o.id = u.owner_id WHERE o.owner = 'acme'", '45'),
+	'45', 'the worker writes the owner\'s balance into apikey.owner_usage');
+
 # 2. the worker writes balances into apikey.usage (never apikey.keys)
 my $xmin = sql("SELECT xmin FROM apikey.keys WHERE name = 'race'");
 is(wait_for($node, "SELECT credits_remaining FROM apikey.usage u JOIN apikey.keys k ON k.id = u.key_id WHERE k.name = 'race'", $left),
@@ -88,6 +110,13 @@ my $before = balance($k);
 $node->stop('fast');
 $node->start;
 is(balance($k), $before, "after a clean restart the balance is $before, as before it");
+
+is(balance($okeys[1]), '45', 'and the owner\'s balance too');
+sql("SELECT apikey.apikey_verify('$okeys[2]', '{}', NULL, NULL, 5)");
+my $pid0 = sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'apikey worker'");
+wait_for($node, "SELECT credits_remaining FROM apikey.owner_usage u JOIN apikey.owners o ON o.id = u.owner_id WHERE o.owner = 'acme'", '40');
+ok(kill_and_recover($node, $pid0), 'kill -9 of the worker: the server restarts');
+is(balance($okeys[0]), '40', 'after a crash the owner\'s balance is read back from apikey.owner_usage');
 
 # 4. a refill is never granted twice: one applied and written survives a
 # crash (the clock of refills set for the whole database)

@@ -481,6 +481,40 @@ GRANT SELECT ON apikey.owner_usage TO apikey_admin, apikey_manager;
 SELECT pg_catalog.pg_extension_config_dump('apikey.owner_usage', '');
 
 /*
+ * Usage history: per key, hour (UTC) and code, how many verifications,
+ * counted in shared memory and added by the worker every flush, kept
+ * apikey.usage_retention (90 days by default).  Codes without a key
+ * (MALFORMED, NOT_FOUND) have no row: they are in apikey.stats and, per
+ * apikey.log_verifications, in apikey.audit.
+ */
+CREATE TABLE apikey.usage_hourly (
+	key_id			bigint NOT NULL,
+	hour			timestamptz NOT NULL,
+	code			text NOT NULL,
+	count			bigint NOT NULL
+		CONSTRAINT usage_hourly_count_check CHECK (count OPERATOR(pg_catalog.>) 0),
+	CONSTRAINT usage_hourly_pkey PRIMARY KEY (key_id, hour, code)
+);
+CREATE INDEX usage_hourly_hour_idx ON apikey.usage_hourly (hour);
+COMMENT ON TABLE apikey.usage_hourly IS
+	'verifications per key, hour and code, written by the apikey worker from shared memory (needs shared_preload_libraries), kept apikey.usage_retention';
+COMMENT ON COLUMN apikey.usage_hourly.key_id IS 'the key (no foreign key: writing never locks a key''s row)';
+COMMENT ON COLUMN apikey.usage_hourly.hour IS 'the hour, from its start (UTC)';
+COMMENT ON COLUMN apikey.usage_hourly.code IS 'the verification code (VALID, DISABLED, ..., QUOTA_EXCEEDED)';
+COMMENT ON COLUMN apikey.usage_hourly.count IS 'how many verifications of the key had that code in that hour';
+ALTER TABLE apikey.usage_hourly ENABLE ROW LEVEL SECURITY;
+CREATE POLICY usage_hourly_admin ON apikey.usage_hourly FOR SELECT TO apikey_admin
+	USING (true);
+-- a manager sees the history of the keys row-level security shows it
+CREATE POLICY usage_hourly_manager ON apikey.usage_hourly FOR SELECT TO apikey_manager
+	USING (key_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT k.id FROM apikey.keys k)));
+COMMENT ON POLICY usage_hourly_admin ON apikey.usage_hourly IS 'admins read the history of every key';
+COMMENT ON POLICY usage_hourly_manager ON apikey.usage_hourly IS 'managers read the history of their own keys';
+REVOKE ALL ON apikey.usage_hourly FROM PUBLIC;
+GRANT SELECT ON apikey.usage_hourly TO apikey_admin, apikey_manager;
+SELECT pg_catalog.pg_extension_config_dump('apikey.usage_hourly', '');
+
+/*
  * What the DBA's views show of plans: apikey.stats the live balance in
  * shared memory, apikey.key_status the plan and the balance as of the
  * worker's last flush, with any refill due since applied.  (apikey.stats

@@ -55,6 +55,15 @@ typedef struct ApikeyUsage
 	bool		is_owner;		/* an owner's balance (key_id: apikey.owners.id) */
 } ApikeyUsage;
 
+/* verifications of one key, hour and code (apikey.usage_hourly) */
+typedef struct ApikeyHourly
+{
+	int64		key_id;
+	TimestampTz hour;
+	uint8		code;			/* ApikeyCode */
+	int64		count;
+} ApikeyHourly;
+
 typedef struct ApikeyKeyStats
 {
 	int64		key_id;
@@ -157,7 +166,10 @@ extern ApikeyDrawVerdict apikey_tracker_use(ApikeyDraw *d);
 extern void apikey_tracker_load_balance(const ApikeyDraw *d, bool owner,
 										const PlanBalance *b);
 extern int	apikey_tracker_collect_usage(Oid dbid, Oid relid, Oid owners_relid,
-										 ApikeyUsage **out, int64 **spent, int *nspent);
+										 ApikeyUsage **out, int64 **spent, int *nspent,
+										 ApikeyHourly **hourly, int *nhourly);
+extern void apikey_tracker_count_outcome(Oid relid, int64 key_id, const char *owner_role,
+										 ApikeyCode code, ApikeyTrackerHint *hint);
 extern void apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n);
 extern void apikey_tracker_key_stats(Oid dbid, Oid relid,
 									 void (*fn) (void *arg, const ApikeyKeyStats *s),

@@ -81,6 +81,12 @@ typedef struct TrackerState
 	bool		cr_known;		/* cr holds the balance of a metered key */
 	bool		cr_dirty;		/* cr changed since the worker last wrote it */
 	PlanBalance cr;
+	/* verifications by code of this hour and of the one before, unwritten */
+	bool		hourly_dirty;
+	TimestampTz hour;
+	uint32		hourly[APIKEY_NUM_CODES];
+	TimestampTz prev_hour;
+	uint32		prev_hourly[APIKEY_NUM_CODES];
 } TrackerState;
 
 typedef struct TrackerEntry
@@ -146,6 +152,7 @@ extern void tracker_scan_yield(LWLockMode mode, int *seen);
 
 /* tracker_keys.c */
 extern void tracker_refill(TrackerState *st, TimestampTz now);
+extern void tracker_count_hourly(TrackerState *st, ApikeyCode code, TimestampTz now);
 extern TrackerEntry *tracker_find_entry(Oid dbid, Oid relid, int64 key_id,
 										const char *owner_role, bool limited,
 										bool create, ApikeyTrackerHint *hint,

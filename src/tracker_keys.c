@@ -126,6 +126,49 @@ tracker_find_entry(Oid dbid, Oid relid, int64 key_id, const char *owner_role,
 	return e;
 }
 
+/*
+ * tracker_count_hourly: count one verification of code in the entry's
+ * hour (entry spinlock held).  When the hour changes, this hour's counts
+ * become the previous hour's (the worker writes both every flush, so the
+ * previous one is empty by then unless the worker was stopped for an
+ * hour; its counts are then added to the hour before, the only
+ * imprecision).
+ */
+void
+tracker_count_hourly(TrackerState *st, ApikeyCode code, TimestampTz now)
+{
+	TimestampTz hour = now - now % USECS_PER_HOUR;
+	int			i;
+
+	if (now < 0)
+		hour = now - (USECS_PER_HOUR + now % USECS_PER_HOUR) % USECS_PER_HOUR;
+	if (st->hour != hour)
+	{
+		bool		counted = false;
+
+		for (i = 0; i < APIKEY_NUM_CODES; i++)
+			counted |= st->hourly[i] != 0;
+		if (counted)
+		{
+			bool		prev = false;
+
+			for (i = 0; i < APIKEY_NUM_CODES; i++)
+				prev |= st->prev_hourly[i] != 0;
+			if (!prev)
+				st->prev_hour = st->hour;
+			for (i = 0; i < APIKEY_NUM_CODES; i++)
+			{
+				st->prev_hourly[i] += st->hourly[i];
+				st->hourly[i] = 0;
+			}
+		}
+		st->hour = hour;
+	}
+	if (st->hourly[code] < PG_UINT32_MAX)
+		st->hourly[code]++;
+	st->hourly_dirty = true;
+}
+
 /* tracker_refill: bring the bucket to now (entry spinlock held) */
 void
 tracker_refill(TrackerState *st, TimestampTz now)
@@ -296,6 +339,10 @@ use_alone(ApikeyDraw *d)
 		if (d->credits != NULL)
 			d->taken_from = st->cr;
 	}
+	if (verdict != APIKEY_DRAW_LOAD)
+		tracker_count_hourly(st, verdict == APIKEY_DRAW_VALID ? APIKEY_VALID :
+							 verdict == APIKEY_DRAW_RATE_LIMITED ? APIKEY_RATE_LIMITED :
+							 APIKEY_QUOTA_EXCEEDED, now);
 	st->idle_flushes = 0;
 	dirty = st->cr_dirty;
 	SpinLockRelease(&e->mutex);
@@ -508,6 +555,7 @@ use_with_owner(ApikeyDraw *d)
 		SpinLockAcquire(&k->mutex);
 		k->st.pending_uses++;
 		k->st.last_used_at = now;
+		tracker_count_hourly(&k->st, APIKEY_VALID, now);
 		SpinLockRelease(&k->mutex);
 		LWLockRelease(lock);
 	}
@@ -533,7 +581,43 @@ use_with_owner(ApikeyDraw *d)
 ApikeyDrawVerdict
 apikey_tracker_use(ApikeyDraw *d)
 {
-	return d->owner_id != 0 ? use_with_owner(d) : use_alone(d);
+	ApikeyDrawVerdict v;
+
+	if (d->owner_id == 0)
+		return use_alone(d);
+	v = use_with_owner(d);
+	if (v == APIKEY_DRAW_RATE_LIMITED || v == APIKEY_DRAW_QUOTA_EXCEEDED)
+		apikey_tracker_count_outcome(d->relid, d->key_id, d->owner_role,
+									 v == APIKEY_DRAW_RATE_LIMITED ? APIKEY_RATE_LIMITED :
+									 APIKEY_QUOTA_EXCEEDED, d->hint);
+	return v;
+}
+
+/*
+ * apikey_tracker_count_outcome: count a verification of a known key that
+ * apikey_tracker_use did not count (refused by an earlier check: DISABLED
+ * to RESOURCE_DENIED), for apikey.usage_hourly.  Without room in the key
+ * table it is not counted (apikey.stats' untracked).
+ */
+void
+apikey_tracker_count_outcome(Oid relid, int64 key_id, const char *owner_role,
+							 ApikeyCode code, ApikeyTrackerHint *hint)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+
+	e = tracker_find_entry(MyDatabaseId, relid, key_id, owner_role, false, true, hint, &lock);
+	if (e == NULL)
+	{
+		pg_atomic_fetch_add_u64(&tracker_shared->untracked, 1);
+		return;
+	}
+	SpinLockAcquire(&e->mutex);
+	tracker_count_hourly(&e->st, code, GetCurrentStatementStartTimestamp());
+	e->st.idle_flushes = 0;
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(lock);
+	apikey_tracker_mark_dirty();
 }
 
 /*
@@ -593,7 +677,8 @@ forget_idle(Oid dbid, Oid relid, Oid owners_relid)
 		idle = (e->key.dbid == dbid && e->key.relid != relid &&
 				e->key.relid != owners_relid) ||	/* a dropped table's */
 			(st->idle_flushes >= IDLE_FLUSHES &&
-			 ((st->pending_uses == 0 && !st->cr_dirty) || e->key.dbid != dbid) &&
+			 ((st->pending_uses == 0 && !st->cr_dirty && !st->hourly_dirty) ||
+			  e->key.dbid != dbid) &&
 			 (st->rate_limit == 0 || st->tokens >= st->rate_limit));
 		SpinLockRelease(&e->mutex);
 		if (idle)
@@ -625,8 +710,9 @@ forget_idle(Oid dbid, Oid relid, Oid owners_relid)
  */
 int
 apikey_tracker_collect_usage(Oid dbid, Oid relid, Oid owners_relid, ApikeyUsage **out,
-							 int64 **spent, int *nspent)
+							 int64 **spent, int *nspent, ApikeyHourly **hourly, int *nhourly)
 {
+	int			hourly_cap = 256;
 	HASH_SEQ_STATUS seq;
 	TrackerEntry *e;
 	int			stale = 0;
@@ -638,6 +724,11 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, Oid owners_relid, ApikeyUsage 
 		hash_get_num_entries(tracker_keys) > apikey_max_tracked_keys / 2;
 
 	*out = palloc(sizeof(ApikeyUsage) * cap);
+	if (hourly != NULL)
+	{
+		*hourly = palloc(sizeof(ApikeyHourly) * hourly_cap);
+		*nhourly = 0;
+	}
 	if (spent != NULL)
 	{
 		*spent = want_spent ? palloc(sizeof(int64) * spent_cap) : NULL;
@@ -687,6 +778,37 @@ apikey_tracker_collect_usage(Oid dbid, Oid relid, Oid owners_relid, ApikeyUsage 
 			st->pending_uses = 0;
 			st->last_used_at = 0;
 			st->cr_dirty = false;
+		}
+		if (e->key.dbid == dbid && e->key.relid == relid && st->hourly_dirty)
+		{
+			int			c;
+			int			w;
+
+			for (w = 0; w < 2; w++)
+			{
+				uint32	   *counts = w == 0 ? st->prev_hourly : st->hourly;
+
+				for (c = 0; c < APIKEY_NUM_CODES; c++)
+				{
+					if (counts[c] == 0)
+						continue;
+					if (hourly != NULL)
+					{
+						if (*nhourly == hourly_cap)
+						{
+							hourly_cap *= 2;
+							*hourly = repalloc(*hourly, sizeof(ApikeyHourly) * hourly_cap);
+						}
+						(*hourly)[*nhourly].key_id = e->key.key_id;
+						(*hourly)[*nhourly].hour = w == 0 ? st->prev_hour : st->hour;
+						(*hourly)[*nhourly].code = (uint8) c;
+						(*hourly)[*nhourly].count = counts[c];
+						(*nhourly)++;
+					}
+					counts[c] = 0;
+				}
+			}
+			st->hourly_dirty = false;
 		}
 		/* a verification resets it: flushes since the last use */
 		if (st->idle_flushes < IDLE_FLUSHES)
@@ -782,7 +904,7 @@ apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0 &&
-			!e->st.cr_dirty)
+			!e->st.cr_dirty && !e->st.hourly_dirty)
 		{
 			tracker_entry_removed(tracker_shared, e);
 			hash_search_with_hash_value(tracker_keys, &k, hash, HASH_REMOVE, NULL);

@@ -288,6 +288,10 @@ apikey_check_key(const char *key, size_t len, const ApikeyRequest *req,
 		result->code = apikey_evaluate(&result->key, req, now);
 		if (result->code == APIKEY_VALID)
 			result->code = draw(cat, &result->key, req, result);
+		else if (apikey_tracker_active())
+			apikey_tracker_count_outcome(cat->keys_relid, result->key.key_id,
+										 NameStr(*DatumGetName(result->key.owner_role)),
+										 result->code, &result->key.tracker);
 		/* keep the row, and where its tracker entry is, for every backend */
 		if (cacheable)
 			apikey_keycache_insert(cat, hash, &fill, &result->key);

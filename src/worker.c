@@ -87,6 +87,7 @@
 PGDLLEXPORT void apikey_worker_main(Datum arg);
 
 /* settings */
+static int	usage_retention_min = 90 * 24 * 60;	/* apikey.usage_retention */
 static int	flush_interval_ms = 1000;
 static char *worker_database = NULL;
 
@@ -112,6 +113,18 @@ apikey_worker_init(void)
 							3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+	DefineCustomIntVariable("apikey.usage_retention",
+							"How long the worker keeps rows of apikey.usage_hourly.",
+							NULL,
+							&usage_retention_min,
+							90 * 24 * 60,
+							60,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
 							NULL,
 							NULL,
 							NULL);
@@ -525,6 +538,67 @@ flush_owner_balances(const char *nsp, const ApikeyUsage *u, int n)
 			4, types, args);
 }
 
+/*
+ * flush_hourly: verifications by key, hour and code (h[0..n)) added into
+ * <nsp>.usage_hourly, and, once a minute and at the first flush after
+ * apikey.usage_retention changed, the rows older than it removed.  A key deleted meanwhile gets no row.
+ */
+static void
+flush_hourly(const char *nsp, Oid relid, const ApikeyHourly *h, int n)
+{
+	static TimestampTz last_trim = 0;
+	static int	trimmed_for = -1;
+	TimestampTz now = GetCurrentTimestamp();
+	Oid			types[4] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		args[4];
+	int			from;
+	int			i;
+
+	/* a database still on 1.1 has no history to write */
+	if (!OidIsValid(relid))
+		return;
+	for (from = 0; from < n; from += FLUSH_BATCH)
+	{
+		int			m = Min(FLUSH_BATCH, n - from);
+		Datum	   *ids = palloc(sizeof(Datum) * m);
+		Datum	   *hours = palloc(sizeof(Datum) * m);
+		Datum	   *codes = palloc(sizeof(Datum) * m);
+		Datum	   *counts = palloc(sizeof(Datum) * m);
+
+		CHECK_FOR_INTERRUPTS();
+		for (i = 0; i < m; i++)
+		{
+			ids[i] = Int64GetDatum(h[from + i].key_id);
+			hours[i] = TimestampTzGetDatum(h[from + i].hour);
+			codes[i] = apikey_code_text((ApikeyCode) h[from + i].code);
+			counts[i] = Int64GetDatum(h[from + i].count);
+		}
+		args[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[1] = PointerGetDatum(construct_array(hours, m, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(codes, m, TEXTOID, -1, false, TYPALIGN_INT));
+		args[3] = PointerGetDatum(construct_array(counts, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		execute(psprintf("INSERT INTO %s.usage_hourly AS u (key_id, hour, code, count)"
+						 " SELECT f.id, f.hour, f.code, f.n FROM ROWS FROM (pg_catalog.unnest($1),"
+						 " pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
+						 " AS f(id, hour, code, n)"
+						 " WHERE EXISTS (SELECT 1 FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) f.id)"
+						 " ON CONFLICT (key_id, hour, code) DO UPDATE SET"
+						 " count = u.count OPERATOR(pg_catalog.+) excluded.count",
+						 nsp, nsp),
+				4, types, args);
+	}
+	if (now - last_trim >= 60 * USECS_PER_SEC || trimmed_for != usage_retention_min)
+	{
+		Oid			type = TIMESTAMPTZOID;
+		Datum		arg = TimestampTzGetDatum(now - (int64) usage_retention_min * 60 * USECS_PER_SEC);
+
+		execute(psprintf("DELETE FROM %s.usage_hourly WHERE hour OPERATOR(pg_catalog.<) $1", nsp),
+				1, &type, &arg);
+		last_trim = now;
+		trimmed_for = usage_retention_min;
+	}
+}
+
 /* flush_log: queued verification outcomes of this database into <nsp>.audit */
 static int
 flush_log(const char *nsp)
@@ -645,7 +719,8 @@ flush(void)
 		int			n;
 		uint64		discarded = 0;
 
-		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, InvalidOid, &u, NULL, NULL);
+		(void) apikey_tracker_collect_usage(MyDatabaseId, InvalidOid, InvalidOid, &u, NULL, NULL,
+											NULL, NULL);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{
 			if ((n = apikey_tracker_take_log(q, FLUSH_BATCH)) == 0)
@@ -669,8 +744,10 @@ flush(void)
 		int64	   *spent;
 		int			nspent;
 		Oid			owners = get_relname_relid("owners", get_rel_namespace(keys));
+		ApikeyHourly *hourly;
+		int			nhourly;
 		int			total = apikey_tracker_collect_usage(MyDatabaseId, keys, owners,
-														 &u, &spent, &nspent);
+														 &u, &spent, &nspent, &hourly, &nhourly);
 		ApikeyUsage *ou = palloc(sizeof(ApikeyUsage) * Max(total, 1));
 		int			nowners = 0;
 		int			nkeys = 0;
@@ -686,6 +763,7 @@ flush(void)
 		}
 		flush_usage(nsp, keys, u, nkeys);
 		flush_owner_balances(nsp, ou, nowners);
+		flush_hourly(nsp, get_relname_relid("usage_hourly", get_rel_namespace(keys)), hourly, nhourly);
 		reclaim_missing(nsp, keys, spent, nspent);
 		for (rounds = apikey_queue_size / FLUSH_BATCH + 1; rounds > 0; rounds--)
 		{

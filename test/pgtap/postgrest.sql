@@ -73,7 +73,8 @@ SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LI
 			 ('apikey.postgrest_scopes', 'superuser', 'off'),
 			 ('apikey.refund_on_abort', 'superuser', 'on'),
 			 ('apikey.require_key', 'superuser', 'on'),
-			 ('apikey.scopes', 'superuser', '')$$,
+			 ('apikey.scopes', 'superuser', ''),
+			 ('apikey.usage_retention', 'sighup', '129600')$$,
 	'every apikey setting of a server without preload: the identity and the hook''s settings superuser-only, with their defaults');
 SELECT is((SELECT array_agg(enumvals ORDER BY name) FROM pg_settings WHERE name IN ('apikey.postgrest_errors', 'apikey.postgrest_scopes'))::text,
 	'{{pgrst,plain},{off,path}}', 'the enum settings offer pgrst|plain and off|path');

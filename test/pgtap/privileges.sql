@@ -19,7 +19,7 @@
 --
 -- Needs: CREATE EXTENSION pgtap, pgcrypto, apikey; run as a superuser.
 BEGIN;
-SELECT plan(419);
+SELECT plan(424);
 
 CREATE ROLE pt_priv_admin NOLOGIN IN ROLE apikey_admin;
 CREATE ROLE pt_priv_mgr_a NOLOGIN IN ROLE apikey_manager;
@@ -173,10 +173,10 @@ SELECT table_privs_are('apikey', 'key_status', 'apikey_verifier', ARRAY[]::name[
 SELECT table_privs_are('apikey', 'key_status', 'pt_priv_plain', ARRAY[]::name[]);
 SELECT table_privs_are('apikey', 'key_status', 'public', ARRAY[]::name[]);
 
--- apikey.usage and apikey.stats: read-only for admins and managers (10)
+-- apikey.usage, apikey.stats and apikey.usage_hourly: read-only for admins and managers (15)
 SELECT table_privs_are('apikey', t, r, CASE WHEN r IN ('apikey_admin', 'apikey_manager')
 	THEN ARRAY['SELECT'] ELSE ARRAY[]::name[] END)
-  FROM unnest(ARRAY['usage', 'stats']::name[]) AS t,
+  FROM unnest(ARRAY['usage', 'stats', 'usage_hourly']::name[]) AS t,
        unnest(ARRAY['apikey_admin', 'apikey_manager', 'apikey_verifier', 'pt_priv_plain', 'public']::name[]) AS r;
 
 -- sequences: nobody (2 x 5 = 10)

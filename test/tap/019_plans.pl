@@ -132,6 +132,39 @@ ok(kill_and_recover($node, $pid), 'kill -9 of the worker: the server restarts');
 is(balance($daily), '7', 'after the crash the day\'s balance is 7: the refill is not granted again');
 sql("ALTER DATABASE postgres RESET apikey.debug_now");
 
+# 4b. the hourly history: per key, hour and code, written by the worker;
+# the README's two recipes give the day's calls of a key and an owner's
+# failures of the week
+my ($hk_id, $hk) = split /\|/, sql("SELECT key_id, key FROM apikey.apikey_create('hist', '{jobs:read}', owner => 'hist-owner')");
+sql("SELECT apikey.apikey_verify('$hk' || repeat('', g)) FROM generate_series(1, 5) g");
+sql("SELECT apikey.apikey_verify('$hk', '{jobs:write}') FROM generate_series(1, 3) g WHERE g > 0");
+sql("SELECT apikey.apikey_verify('$hk', '{}', 'r1', '192.0.2.1', 0)");
+is(wait_for($node, "SELECT string_agg(code || '=' || count, ',' ORDER BY code) FROM apikey.usage_hourly WHERE key_id = $hk_id",
+	'INSUFFICIENT_SCOPE=3,VALID=6'), 'INSUFFICIENT_SCOPE=3,VALID=6', 'apikey.usage_hourly counts each code of the key in its hour');
+is(sql("SELECT count(*) FROM apikey.usage_hourly WHERE key_id = $hk_id AND hour = date_trunc('hour', now(), 'UTC')"), '2',
+	'in the hour of the calls');
+is(sql(qq{SELECT date_trunc('day', hour, 'UTC') AS day,
+       sum(count) FILTER (WHERE code = 'VALID') AS calls,
+       sum(count) FILTER (WHERE code <> 'VALID') AS refused
+  FROM apikey.usage_hourly
+ WHERE key_id = $hk_id
+ GROUP BY 1 ORDER BY 1}) =~ s/^[^|]*\|//r, '6|3', 'the README recipe: calls per day for a key');
+is(sql(q{SELECT h.code, sum(h.count) AS failures
+  FROM apikey.usage_hourly h JOIN apikey.keys k ON k.id = h.key_id
+ WHERE k.owner = 'hist-owner' AND h.code <> 'VALID' AND h.hour >= now() - interval '7 days'
+ GROUP BY h.code ORDER BY 2 DESC}), 'INSUFFICIENT_SCOPE|3', 'the README recipe: failures this week for an owner');
+# retention: rows older than apikey.usage_retention go
+sql("INSERT INTO apikey.usage_hourly VALUES ($hk_id, date_trunc('hour', now()) - interval '3 days', 'VALID', 9)");
+sql("ALTER SYSTEM SET apikey.usage_retention = '2d'");
+sql("SELECT pg_reload_conf()");
+# (applied at the worker's next write)
+$node->poll_query_until('postgres', "SELECT current_setting('apikey.usage_retention') = '2d'");
+sql("SELECT apikey.apikey_verify('$hk')");
+is(wait_for($node, "SELECT count(*) FROM apikey.usage_hourly WHERE hour < now() - interval '2 days'", '0'), '0',
+	'the worker removes the hours older than apikey.usage_retention');
+is(sql("SELECT count(*) FROM apikey.usage_hourly WHERE key_id = $hk_id AND hour > now() - interval '2 days'"), '2',
+	'and keeps the others');
+
 # 5. kill -9 under load: two backends draw in a loop, each committed call
 # leaving a row with its time.  After the crash the balance is what the
 # worker last wrote: never below the truth (but for calls in flight at the

@@ -25,6 +25,7 @@ OBJS = \
 	src/plan.o \
 	src/plan_sql.o \
 	src/postgrest.o \
+	src/postgrest_cost.o \
 	src/scope.o \
 	src/secret.o \
 	src/stats.o \

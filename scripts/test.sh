@@ -191,6 +191,8 @@ if cluster_start "shared_preload_libraries = 'apikey'" "${LOG_CONF[@]}"; then
 	run_regress pg_regress_preload regression.diffs ISOLATION=
 	run_regress isolation_preload test/isolation/output_iso/regression.diffs REGRESS= \
 		ISOLATION_PRELOADED="credits"
+	# metered keys through PostgREST's transactions need the preload too
+	run_tap postgrest_preload bash test/postgrest/run.sh test/postgrest/preload/*.test.js
 	cp "$CLUSTER_LOG" "$LOGDIR/preload_server.log"
 	cat results/*.out test/isolation/output_iso/results/*.out >"$LOGDIR/preload_results.log" 2>/dev/null
 	cluster_stop

@@ -146,6 +146,7 @@ check_client_addr_header(char **newval, void **extra, GucSource source)
 void
 apikey_postgrest_init(void)
 {
+	apikey_postgrest_cost_init();
 	DefineCustomStringVariable("apikey.header",
 							   "Request header that carries the API key for apikey.postgrest_pre_request().",
 							   "Matched case-insensitively; PostgREST sends header names in lower case.",
@@ -636,7 +637,8 @@ apikey_postgrest_pre_request(PG_FUNCTION_ARGS)
 	}
 
 	memset(&req, 0, sizeof(req));
-	req.cost = 1;				/* a request draws one credit of a metered key */
+	/* what it costs a metered key: by path, never by what the client sends */
+	req.cost = apikey_postgrest_cost(GetConfigOption("request.path", true, false));
 	req.client_addr = client_address(headers);
 	req.client_isnull = (req.client_addr == (Datum) 0);
 	if (scopes_mode == SCOPES_PATH)

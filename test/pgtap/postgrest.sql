@@ -69,6 +69,7 @@ SELECT results_eq($$SELECT name, context, setting FROM pg_settings WHERE name LI
 			 ('apikey.key_id', 'superuser', ''),
 			 ('apikey.log_verifications', 'superuser', 'failures'),
 			 ('apikey.owner', 'superuser', ''),
+			 ('apikey.postgrest_costs', 'superuser', ''),
 			 ('apikey.postgrest_errors', 'superuser', 'pgrst'),
 			 ('apikey.postgrest_scopes', 'superuser', 'off'),
 			 ('apikey.refund_on_abort', 'superuser', 'on'),

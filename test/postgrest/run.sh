@@ -24,4 +24,9 @@ cd "$REPO_ROOT" || exit 1
 
 node_env_start apikey_pgrst || { echo "test/postgrest: environment setup failed" >&2; exit 1; }
 npm_ci test/postgrest || { echo "test/postgrest: npm ci failed" >&2; exit 1; }
-node --test --test-concurrency=1 --test-reporter=tap test/postgrest/*.test.js
+# the suites given, or every one that needs no preloaded server
+if [ $# -gt 0 ]; then
+	node --test --test-concurrency=1 --test-reporter=tap "$@"
+else
+	node --test --test-concurrency=1 --test-reporter=tap test/postgrest/*.test.js
+fi

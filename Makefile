@@ -79,6 +79,12 @@ include $(PGXS)
 override CPPFLAGS += -DPGDLLEXPORT='__attribute__((visibility("default")))'
 override CFLAGS += -fvisibility=hidden
 
+# Every object depends on every header of src/: a changed struct (ApikeyKey,
+# TrackerState) rebuilds everything that uses it, never a stale object
+# that reads it at the old offsets.  (The bitcode for JIT follows the
+# objects.)
+$(OBJS): $(wildcard src/*.h)
+
 # after PGXS, which empties PROVE_FLAGS; added to a PROVE_FLAGS=... given
 override PROVE_FLAGS += -I test/tap
 .PHONY: prove_installcheck

@@ -37,6 +37,7 @@
 #include "acting_role.h"
 #include "common.h"
 #include "dbrole.h"
+#include "heaprow.h"
 #include "validate.h"
 
 APIKEY_SQL_FUNCTION(apikey_keys_guard);
@@ -56,27 +57,6 @@ static const char *const never[] = {
 static const char *const plan_columns[] = {
 	"credits", "refill_amount", "refill_interval", "refill_day", NULL
 };
-
-/* changed: the column differs between the old and the new row */
-static bool
-changed(TupleDesc desc, HeapTuple o, HeapTuple n, const char *col)
-{
-	int			attnum = SPI_fnumber(desc, col);
-	Form_pg_attribute att;
-	bool		onull;
-	bool		nnull;
-	Datum		od;
-	Datum		nd;
-
-	if (attnum <= 0)
-		elog(ERROR, "apikey.keys has no column %s", col);
-	att = TupleDescAttr(desc, attnum - 1);
-	od = heap_getattr(o, attnum, desc, &onull);
-	nd = heap_getattr(n, attnum, desc, &nnull);
-	if (onull || nnull)
-		return onull != nnull;
-	return !datumIsEqual(od, nd, att->attbyval, att->attlen);
-}
 
 /*
  * apikey_keys_guard: trigger function, BEFORE INSERT OR UPDATE FOR EACH ROW
@@ -107,20 +87,20 @@ apikey_keys_guard(PG_FUNCTION_ARGS)
 
 	desc = RelationGetDescr(trigdata->tg_relation);
 	for (i = 0; rotate_only[i] != NULL; i++)
-		if (changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, rotate_only[i]))
+		if (apikey_column_changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, rotate_only[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("column \"%s\" of apikey.keys changes only through apikey.apikey_rotate()",
 							rotate_only[i])));
 	for (i = 0; never[i] != NULL; i++)
 		if (SPI_fnumber(desc, never[i]) > 0 &&
-			changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, never[i]))
+			apikey_column_changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, never[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("column \"%s\" of apikey.keys cannot be changed", never[i])));
 	for (i = 0; plan_columns[i] != NULL; i++)
 		if (SPI_fnumber(desc, plan_columns[i]) > 0 &&
-			changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, plan_columns[i]) &&
+			apikey_column_changed(desc, trigdata->tg_trigtuple, trigdata->tg_newtuple, plan_columns[i]) &&
 			!apikey_is_admin(apikey_actor_role()))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -224,7 +204,7 @@ apikey_owner_guard(PG_FUNCTION_ARGS)
 	owner = heap_getattr(newtup, attnum, desc, &isnull);
 	if (isnull ||
 		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) &&
-		 !changed(desc, trigdata->tg_trigtuple, newtup, "owner")))
+		 !apikey_column_changed(desc, trigdata->tg_trigtuple, newtup, "owner")))
 		return PointerGetDatum(newtup);
 
 	actor = apikey_actor_role();

@@ -23,7 +23,9 @@
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "storage/bufmgr.h"
+#include "utils/datum.h"
 
 #include "heaprow.h"
 
@@ -70,4 +72,28 @@ apikey_row_busy(Buffer buf, HeapTuple tup)
 	if (xmax_unset(&h))
 		return false;
 	return (h.infomask & HEAP_XMAX_IS_MULTI) || !TransactionIdDidAbort(h.xmax);
+}
+
+/*
+ * apikey_column_changed: whether column col differs between the old and
+ * the new version of a row (an error if the table has no such column)
+ */
+bool
+apikey_column_changed(TupleDesc desc, HeapTuple o, HeapTuple n, const char *col)
+{
+	int			attnum = SPI_fnumber(desc, col);
+	Form_pg_attribute att;
+	bool		onull;
+	bool		nnull;
+	Datum		od;
+	Datum		nd;
+
+	if (attnum <= 0)
+		elog(ERROR, "table has no column %s", col);
+	att = TupleDescAttr(desc, attnum - 1);
+	od = heap_getattr(o, attnum, desc, &onull);
+	nd = heap_getattr(n, attnum, desc, &nnull);
+	if (onull || nnull)
+		return onull != nnull;
+	return !datumIsEqual(od, nd, att->attbyval, att->attlen);
 }

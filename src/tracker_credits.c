@@ -93,27 +93,6 @@ note(Oid relid, int64 id, const PlanBalance *from, int64 amount)
 	r->level = GetCurrentTransactionNestLevel();
 }
 
-/* give_back: return one refund's credits, if its balance is still the one */
-static void
-give_back(const Refund *r)
-{
-	LWLock	   *lock;
-	TrackerEntry *e;
-
-	e = tracker_find_entry(r->dbid, r->relid, r->key_id, NULL, true, false, NULL, &lock);
-	if (e == NULL)
-		return;
-	SpinLockAcquire(&e->mutex);
-	if (e->st.cr_known && e->st.cr.set_at == r->set_at && e->st.cr.period == r->period)
-	{
-		e->st.cr.balance += r->amount;
-		e->st.cr_dirty = true;
-	}
-	SpinLockRelease(&e->mutex);
-	LWLockRelease(lock);
-	apikey_tracker_mark_dirty();
-}
-
 /* refund_from: give back every note taken at nesting level >= level */
 static void
 refund_from(int level)
@@ -126,7 +105,12 @@ refund_from(int level)
 		if (refunds[i].level >= level)
 		{
 			if (apikey_tracker_active())
-				give_back(&refunds[i]);
+			{
+				const Refund *r = &refunds[i];
+				PlanBalance from = {r->set_at, r->period, 0};
+
+				tracker_give_back(r->dbid, r->relid, r->key_id, NULL, false, &from, r->amount);
+			}
 		}
 		else
 			refunds[kept++] = refunds[i];

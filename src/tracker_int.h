@@ -153,6 +153,8 @@ extern void tracker_scan_yield(LWLockMode mode, int *seen);
 /* tracker_keys.c */
 extern void tracker_refill(TrackerState *st, TimestampTz now);
 extern void tracker_count_hourly(TrackerState *st, ApikeyCode code, TimestampTz now);
+extern void tracker_give_back(Oid dbid, Oid relid, int64 id, ApikeyTrackerHint *hint,
+							  bool token, const PlanBalance *from, int64 cost);
 extern TrackerEntry *tracker_find_entry(Oid dbid, Oid relid, int64 key_id,
 										const char *owner_role, bool limited,
 										bool create, ApikeyTrackerHint *hint,

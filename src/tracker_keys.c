@@ -372,6 +372,34 @@ refused(ApikeyDraw *d, int32 rate_limit, int64 window_us)
 }
 
 /*
+ * tracker_give_back: give back, to one entry, a token (token) and credits
+ * taken from the balance as it was in *from (from not NULL): what a call
+ * refused by a later check took, or a refund
+ */
+void
+tracker_give_back(Oid dbid, Oid relid, int64 id, ApikeyTrackerHint *hint,
+				  bool token, const PlanBalance *from, int64 cost)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+
+	if (!token && from == NULL)
+		return;
+	e = tracker_find_entry(dbid, relid, id, NULL, true, false, hint, &lock);
+	if (e == NULL)
+		return;
+	SpinLockAcquire(&e->mutex);
+	if (token && e->st.rate_limit > 0)
+		give_token(&e->st);
+	if (from != NULL)
+		give_credits(&e->st, from, cost);
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(lock);
+	if (from != NULL)
+		apikey_tracker_mark_dirty();
+}
+
+/*
  * undo: give back what a call refused by a later check took: the key's
  * token, the owner's token, credits from the key's balance (as it was in
  * *key_from), from the owner's (*owner_from).
@@ -380,39 +408,9 @@ static void
 undo(ApikeyDraw *d, bool key_token, bool owner_token, const PlanBalance *key_from,
 	 const PlanBalance *owner_from)
 {
-	LWLock	   *lock;
-	TrackerEntry *e;
-
-	if (key_token || key_from != NULL)
-	{
-		e = tracker_find_entry(MyDatabaseId, d->relid, d->key_id, d->owner_role, true,
-							   false, d->hint, &lock);
-		if (e != NULL)
-		{
-			SpinLockAcquire(&e->mutex);
-			if (key_token && e->st.rate_limit > 0)
-				give_token(&e->st);
-			if (key_from != NULL)
-				give_credits(&e->st, key_from, d->cost);
-			SpinLockRelease(&e->mutex);
-			LWLockRelease(lock);
-		}
-	}
-	if (owner_token || owner_from != NULL)
-	{
-		e = tracker_find_entry(MyDatabaseId, d->owner_relid, d->owner_id, d->owner_role, true,
-							   false, d->owner_hint, &lock);
-		if (e != NULL)
-		{
-			SpinLockAcquire(&e->mutex);
-			if (owner_token && e->st.rate_limit > 0)
-				give_token(&e->st);
-			if (owner_from != NULL)
-				give_credits(&e->st, owner_from, d->cost);
-			SpinLockRelease(&e->mutex);
-			LWLockRelease(lock);
-		}
-	}
+	tracker_give_back(MyDatabaseId, d->relid, d->key_id, d->hint, key_token, key_from, d->cost);
+	tracker_give_back(MyDatabaseId, d->owner_relid, d->owner_id, d->owner_hint, owner_token,
+					  owner_from, d->cost);
 }
 
 /*

@@ -54,10 +54,10 @@
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/datum.h"
 #include "executor/spi.h"
 
 #include "catalog.h"
+#include "heaprow.h"
 #include "keycache.h"
 #include "common.h"
 #include "secret.h"
@@ -435,23 +435,8 @@ owner_plan_changed(TupleDesc desc, HeapTuple o, HeapTuple n)
 	int			i;
 
 	for (i = 0; cols[i] != NULL; i++)
-	{
-		int			attnum = SPI_fnumber(desc, cols[i]);
-		Form_pg_attribute att;
-		bool		onull;
-		bool		nnull;
-		Datum		od;
-		Datum		nd;
-
-		if (attnum <= 0)
-			continue;
-		att = TupleDescAttr(desc, attnum - 1);
-		od = heap_getattr(o, attnum, desc, &onull);
-		nd = heap_getattr(n, attnum, desc, &nnull);
-		if (onull != nnull ||
-			(!onull && !datumIsEqual(od, nd, att->attbyval, att->attlen)))
+		if (SPI_fnumber(desc, cols[i]) > 0 && apikey_column_changed(desc, o, n, cols[i]))
 			return true;
-	}
 	return false;
 }
 

@@ -24,6 +24,19 @@
 #include "values.h"
 #include "verify.h"
 
+/* granted_scope: whether some of the n granted scopes satisfies required scope i */
+static bool
+granted_scope(text **elems, int n, const ApikeyRequest *req, int i)
+{
+	int			j;
+
+	for (j = 0; j < n; j++)
+		if (scope_grants(VARDATA_ANY(elems[j]), VARSIZE_ANY_EXHDR(elems[j]),
+						 req->scopes[i], req->scope_lens[i]))
+			return true;
+	return false;
+}
+
 /* scopes_satisfied: every required scope is granted by some granted scope */
 static bool
 scopes_satisfied(Datum granted, const ApikeyRequest *req)
@@ -31,7 +44,6 @@ scopes_satisfied(Datum granted, const ApikeyRequest *req)
 	text	  **elems;
 	int			n;
 	int			i;
-	int			j;
 
 	if (req->unsatisfiable)
 		return false;
@@ -39,15 +51,8 @@ scopes_satisfied(Datum granted, const ApikeyRequest *req)
 		return true;
 	n = apikey_text_elems(granted, &elems);
 	for (i = 0; i < req->nscopes; i++)
-	{
-		bool		ok = false;
-
-		for (j = 0; j < n && !ok; j++)
-			ok = scope_grants(VARDATA_ANY(elems[j]), VARSIZE_ANY_EXHDR(elems[j]),
-							  req->scopes[i], req->scope_lens[i]);
-		if (!ok)
+		if (!granted_scope(elems, n, req, i))
 			return false;
-	}
 	return true;
 }
 
@@ -64,7 +69,6 @@ apikey_missing_scopes(Datum granted, const ApikeyRequest *req)
 	int			nmissing = 0;
 	int			n;
 	int			i;
-	int			j;
 
 	if (req->nscopes == 0)
 		return NULL;
@@ -72,12 +76,7 @@ apikey_missing_scopes(Datum granted, const ApikeyRequest *req)
 	missing = palloc(sizeof(Datum) * req->nscopes);
 	for (i = 0; i < req->nscopes; i++)
 	{
-		bool		ok = false;
-
-		for (j = 0; j < n && !ok; j++)
-			ok = scope_grants(VARDATA_ANY(elems[j]), VARSIZE_ANY_EXHDR(elems[j]),
-							  req->scopes[i], req->scope_lens[i]);
-		if (!ok)
+		if (!granted_scope(elems, n, req, i))
 			missing[nmissing++] =
 				PointerGetDatum(cstring_to_text_with_len(req->scopes[i], req->scope_lens[i]));
 	}

@@ -140,7 +140,9 @@ draw(const ApikeyCatalog *cat, ApikeyKey *key, const ApikeyRequest *req,
 	d.window = key->rate_window_isnull ? NULL : DatumGetIntervalP(key->rate_window);
 	d.credits = key->metered ? &key->credits : NULL;
 	d.cost = req->cost;
-	d.plan_now = key->metered ? apikey_plan_now() : 0;
+	/* refills need the clock; a balance without one does not */
+	d.plan_now = key->metered && key->credits.interval != PLAN_REFILL_NONE ?
+		apikey_plan_now() : 0;
 	d.hint = &key->tracker;
 	if (key->has_owner_plan)
 	{
@@ -150,7 +152,8 @@ draw(const ApikeyCatalog *cat, ApikeyKey *key, const ApikeyRequest *req,
 		d.owner_window = &key->owner_plan.rate_window;
 		d.owner_credits = key->owner_plan.metered ? &key->owner_plan.credits : NULL;
 		d.owner_hint = &owner_hint;
-		if (d.plan_now == 0 && d.owner_credits != NULL)
+		if (d.plan_now == 0 && d.owner_credits != NULL &&
+			d.owner_credits->interval != PLAN_REFILL_NONE)
 			d.plan_now = apikey_plan_now();
 	}
 	for (tries = 0;; tries++)

@@ -140,6 +140,13 @@ BEGIN;
 UPDATE apikey.keys SET credits = 1000 WHERE id = :id;
 ROLLBACK;
 SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'k', '{}', NULL, NULL, 0) v;
+-- nor does a verification inside it: credits set in this transaction's
+-- own, uncommitted row draw on the balance there is, and leave no trace
+BEGIN;
+UPDATE apikey.keys SET credits = 1000 WHERE id = :id;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'k', '{}', NULL, NULL, 1) v;
+ROLLBACK;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'k', '{}', NULL, NULL, 0) v;
 -- credits_set_at is the extension's: set by hand, refused
 SET ROLE regress_plans_admin;
 UPDATE apikey.keys SET credits_set_at = now() WHERE id = :id;
@@ -298,6 +305,20 @@ UPDATE apikey.owners SET rate_limit = NULL, rate_window = NULL WHERE owner = 're
 RESET ROLE;
 SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 10) v;
 SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'oa', '{}', NULL, NULL, 1) v;
+-- a call the owner refuses reports the balances as they are after it (the
+-- key's debit given back): the owner's 90, not the key's 200 - 100
+SET ROLE regress_plans_admin;
+SELECT key AS oc FROM apikey.apikey_create('oc', '{}', owner => 'regress-acme', credits => 200) \gset
+RESET ROLE;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'oc', '{}', NULL, NULL, 100) v;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'oc', '{}', NULL, NULL, 0) v;
+-- an owner's top-up in a transaction that verifies and rolls back leaves
+-- nothing behind
+BEGIN;
+UPDATE apikey.owners SET credits = 5000 WHERE owner = 'regress-acme';
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 1) v;
+ROLLBACK;
+SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 0) v;
 -- refunds reach the owner's balance too
 BEGIN;
 SELECT v.code, v.credits_remaining FROM apikey.apikey_verify(:'ob', '{}', NULL, NULL, 50) v;
@@ -319,7 +340,7 @@ SELECT count(*) AS plan_rows_seen FROM apikey.audit WHERE action = 'plan';
 RESET ROLE;
 -- the owner's live balance in apikey.stats
 SELECT scope, name, credits_remaining FROM apikey.stats WHERE scope = 'owner' AND name LIKE 'regress-%';
-DELETE FROM apikey.keys WHERE name IN ('oa', 'ob', 'op');
+DELETE FROM apikey.keys WHERE name IN ('oa', 'ob', 'oc', 'op');
 DELETE FROM apikey.owners WHERE owner LIKE 'regress-%';
 
 DELETE FROM apikey.keys WHERE name IN ('metered key', 'free', 'both', 'monthly', 'daily', 'full', 'm');

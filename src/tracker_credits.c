@@ -13,7 +13,9 @@
  *	  entry's spinlock, and only to the same grant and period: credits
  *	  set again, or a refill, since the call leave the new balance alone.
  *	  A commit or a PREPARE forgets them (a prepared transaction rolled
- *	  back later is not refunded).  Rate-limit tokens are never given back:
+ *	  back later is not refunded).  While a transaction holds notes of an
+ *	  entry, the entry is held (TrackerState.held): the worker never
+ *	  recycles it, so a refund after a long transaction still finds it.  Rate-limit tokens are never given back:
  *	  a limit counts attempts.
  *
  *-------------------------------------------------------------------------
@@ -91,6 +93,7 @@ note(Oid relid, int64 id, const PlanBalance *from, int64 amount)
 	r->period = from->period;
 	r->amount = amount;
 	r->level = GetCurrentTransactionNestLevel();
+	tracker_hold(r->dbid, r->relid, r->key_id, 1);
 }
 
 /* refund_from: give back every note taken at nesting level >= level */
@@ -110,6 +113,7 @@ refund_from(int level)
 				PlanBalance from = {r->set_at, r->period, 0};
 
 				tracker_give_back(r->dbid, r->relid, r->key_id, NULL, false, &from, r->amount);
+				tracker_hold(r->dbid, r->relid, r->key_id, -1);
 			}
 		}
 		else
@@ -127,7 +131,14 @@ xact_callback(XactEvent event, void *arg)
 		refund_from(0);
 	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 			 event == XACT_EVENT_PREPARE)
+	{
+		int			i;
+
+		if (apikey_tracker_active())
+			for (i = 0; i < nrefunds; i++)
+				tracker_hold(refunds[i].dbid, refunds[i].relid, refunds[i].key_id, -1);
 		nrefunds = 0;
+	}
 }
 
 static void

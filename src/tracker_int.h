@@ -81,6 +81,7 @@ typedef struct TrackerState
 	bool		cr_known;		/* cr holds the balance of a metered key */
 	bool		cr_dirty;		/* cr changed since the worker last wrote it */
 	PlanBalance cr;
+	uint32		held;			/* open transactions that may refund cr: not recycled */
 	/* verifications by code of this hour and of the one before, unwritten */
 	bool		hourly_dirty;
 	TimestampTz hour;
@@ -155,6 +156,7 @@ extern void tracker_refill(TrackerState *st, TimestampTz now);
 extern void tracker_count_hourly(TrackerState *st, ApikeyCode code, TimestampTz now);
 extern void tracker_give_back(Oid dbid, Oid relid, int64 id, ApikeyTrackerHint *hint,
 							  bool token, const PlanBalance *from, int64 cost);
+extern void tracker_hold(Oid dbid, Oid relid, int64 id, int delta);
 extern TrackerEntry *tracker_find_entry(Oid dbid, Oid relid, int64 key_id,
 										const char *owner_role, bool limited,
 										bool create, ApikeyTrackerHint *hint,

@@ -400,6 +400,27 @@ tracker_give_back(Oid dbid, Oid relid, int64 id, ApikeyTrackerHint *hint,
 }
 
 /*
+ * tracker_hold: an open transaction may refund the entry's balance (delta
+ * 1) or no longer (-1): a held entry is never recycled, so the refund of a
+ * long transaction still finds it
+ */
+void
+tracker_hold(Oid dbid, Oid relid, int64 id, int delta)
+{
+	LWLock	   *lock;
+	TrackerEntry *e;
+
+	e = tracker_find_entry(dbid, relid, id, NULL, true, false, NULL, &lock);
+	if (e == NULL)
+		return;
+	SpinLockAcquire(&e->mutex);
+	if (delta > 0 || e->st.held > 0)
+		e->st.held += delta;
+	SpinLockRelease(&e->mutex);
+	LWLockRelease(lock);
+}
+
+/*
  * undo: give back what a call refused by a later check took: the key's
  * token, the owner's token, credits from the key's balance (as it was in
  * *key_from), from the owner's (*owner_from).
@@ -534,6 +555,8 @@ use_with_owner(ApikeyDraw *d)
 			SpinLockRelease(&o->mutex);
 			LWLockRelease(lock);
 		}
+		if (!ok && d->has_remaining)
+			d->remaining += d->cost;	/* the key's debit, given back below */
 		if (!d->has_remaining || owner_remaining < d->remaining)
 			d->remaining = owner_remaining;
 		d->has_remaining = true;
@@ -675,7 +698,7 @@ forget_idle(Oid dbid, Oid relid, Oid owners_relid)
 		idle = (e->key.dbid == dbid && e->key.relid != relid &&
 				e->key.relid != owners_relid) ||	/* a dropped table's */
 			(st->idle_flushes >= IDLE_FLUSHES &&
-			 ((st->pending_uses == 0 && !st->cr_dirty && !st->hourly_dirty) ||
+			 ((st->pending_uses == 0 && !st->cr_dirty && !st->hourly_dirty && st->held == 0) ||
 			  e->key.dbid != dbid) &&
 			 (st->rate_limit == 0 || st->tokens >= st->rate_limit));
 		SpinLockRelease(&e->mutex);
@@ -902,7 +925,7 @@ apikey_tracker_forget_keys(Oid dbid, Oid relid, const int64 *ids, int n)
 		LWLockAcquire(lock, LW_EXCLUSIVE);
 		e = hash_search_with_hash_value(tracker_keys, &k, hash, HASH_FIND, NULL);
 		if (e != NULL && e->st.idle_flushes >= 2 && e->st.pending_uses == 0 &&
-			!e->st.cr_dirty && !e->st.hourly_dirty)
+			!e->st.cr_dirty && !e->st.hourly_dirty && e->st.held == 0)
 		{
 			tracker_entry_removed(tracker_shared, e);
 			hash_search_with_hash_value(tracker_keys, &k, hash, HASH_REMOVE, NULL);

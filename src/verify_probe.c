@@ -45,6 +45,29 @@
 #include "secret.h"
 #include "verify.h"
 
+/*
+ * own_version: the row is this transaction's own, not committed: credits
+ * set in it are not a grant yet (only its commit makes one)
+ */
+static bool
+own_version(HeapTuple tup)
+{
+	return TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetRawXmin(tup->t_data));
+}
+
+/*
+ * tentative: credits read from this transaction's own uncommitted row
+ * draw on the balance shared memory has, never replace it: the grant
+ * counts from its commit, and a rollback must leave no trace of it.  (A
+ * balance shared memory does not have yet starts from the row, under the
+ * oldest grant, which the committed one replaces.)
+ */
+static void
+tentative(PlanCredits *c)
+{
+	c->set_at = DT_NOBEGIN + 1;
+}
+
 static bool credits_of(const Datum *values, const bool *nulls, AttrNumber credits,
 					   AttrNumber set_at, AttrNumber amount, AttrNumber interval,
 					   AttrNumber day, PlanCredits *out);
@@ -185,6 +208,8 @@ copy_key(const ApikeyCatalog *cat, Relation rel, TupleTableSlot *slot,
 		credits_of(values, nulls, cat->att_credits, cat->att_credits_set_at,
 				   cat->att_refill_amount, cat->att_refill_interval,
 				   cat->att_refill_day, &key->credits);
+	if (key->metered && own_version(key->tuple))
+		tentative(&key->credits);
 	if (values != values_buf)
 	{
 		pfree(values);
@@ -405,6 +430,16 @@ probe_owner(const ApikeyCatalog *cat, ApikeyKey *key)
 		p->metered = credits_of(values, nulls, cat->att_o_credits, cat->att_o_credits_set_at,
 								cat->att_o_refill_amount, cat->att_o_refill_interval,
 								cat->att_o_refill_day, &p->credits);
+		if (p->metered)
+		{
+			bool		should_free;
+			HeapTuple	tup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+
+			if (own_version(tup))
+				tentative(&p->credits);
+			if (should_free)
+				heap_freetuple(tup);
+		}
 		key->has_owner_plan = p->owner_id != 0 && (p->rate_limit > 0 || p->metered);
 		pfree(values);
 		pfree(nulls);

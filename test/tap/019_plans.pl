@@ -210,4 +210,24 @@ cmp_ok($after, '>=', $truth - 2, 'never lower than the truth but for the two cal
 cmp_ok($lost, '<=', $in_window, "higher by at most the calls of the last moments before the kill ($lost <= $in_window)");
 is(sql("SELECT v.code FROM apikey.apikey_verify('$hot') v"), 'VALID', 'the key verifies after the crash');
 
+# 6. a transaction that stays open while the worker recycles idle entries
+# (the table more than half full): its entry is held, so its refund at the
+# rollback still reaches the balance
+$node->append_conf('postgresql.conf', 'apikey.max_tracked_keys = 100');
+$node->restart;
+my $long = sql("SELECT key FROM apikey.apikey_create('long', '{}', credits => 1000)");
+sql("CREATE TABLE filler AS SELECT key FROM generate_series(1, 60) i, apikey.apikey_create('filler ' || i, '{}')");
+my $open = $node->background_psql('postgres');
+$open->query_safe("BEGIN");
+is($open->query_safe("SELECT v.credits_remaining FROM apikey.apikey_verify('$long', '{}', NULL, NULL, 100) v"), '900',
+	'an open transaction takes 100 of 1000');
+# the other keys keep the table above half full for more than ten flushes
+my $t0 = time;
+sql("SELECT apikey.apikey_verify(key) FROM filler"), usleep(100_000) while time - $t0 < 4;
+is(sql("SELECT count(*) FROM apikey.key_balances() b JOIN apikey.keys k ON k.id = b.key_id WHERE k.name = 'long'"), '1',
+	'its entry was not recycled while the transaction is open');
+$open->query_safe("ROLLBACK");
+$open->quit;
+is(balance($long), '1000', 'the rollback gives the 100 back');
+
 done_testing();

@@ -175,6 +175,41 @@ execute(const char *sql, int nargs, Oid *types, Datum *values)
 			 SPI_result_code_string(ret));
 }
 
+/*
+ * array_of: a one-dimensional array of n datums of a builtin type (nulls
+ * NULL: none null), for the statements' array parameters
+ */
+static Datum
+array_of(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			len;
+	bool		byval;
+	char		align;
+
+	switch (type)
+	{
+		case INT8OID:
+		case TIMESTAMPTZOID:
+			len = 8, byval = true, align = TYPALIGN_DOUBLE;
+			break;
+		case BOOLOID:
+			len = 1, byval = true, align = TYPALIGN_CHAR;
+			break;
+		case NAMEOID:
+			len = NAMEDATALEN, byval = false, align = TYPALIGN_CHAR;
+			break;
+		case TEXTOID:
+		case INETOID:
+			len = -1, byval = false, align = TYPALIGN_INT;
+			break;
+		default:
+			elog(ERROR, "apikey worker: no array of type %u", type);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, len, byval, align));
+}
+
 /* usage_by_key: qsort order of ApikeyUsage by key_id */
 static int
 usage_by_key(const void *a, const void *b)
@@ -356,8 +391,7 @@ reclaim_missing(const char *nsp, Oid relid, const int64 *ids, int n)
 	elems = palloc(sizeof(Datum) * n);
 	for (i = 0; i < (uint64) n; i++)
 		elems[i] = Int64GetDatum(ids[i]);
-	arg = PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
-										  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	arg = array_of(elems, NULL, n, INT8OID);
 	if (SPI_execute_with_args(psprintf("SELECT i FROM pg_catalog.unnest($1) AS i"
 									   " WHERE NOT EXISTS (SELECT FROM %s.keys k WHERE k.id OPERATOR(pg_catalog.=) i)",
 									   nsp),
@@ -454,8 +488,6 @@ flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 		Datum	   *uses = palloc(sizeof(Datum) * n);
 		bool	   *at_nulls = palloc(sizeof(bool) * n);
 		Datum		args[7];
-		int			dims[1] = {n};
-		int			lbs[1] = {1};
 
 		CHECK_FOR_INTERRUPTS();
 		for (i = 0; i < n; i++)
@@ -465,10 +497,9 @@ flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 			at_nulls[i] = u[from + i].uses == 0;
 			uses[i] = Int64GetDatum(u[from + i].uses);
 		}
-		args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_md_array(ats, at_nulls, 1, dims, lbs,
-													 TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(uses, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[0] = array_of(ids, NULL, n, INT8OID);
+		args[1] = array_of(ats, at_nulls, n, TIMESTAMPTZOID);
+		args[2] = array_of(uses, NULL, n, INT8OID);
 		if (balances)
 		{
 			Datum	   *has = palloc(sizeof(Datum) * n);
@@ -483,10 +514,10 @@ flush_usage(const char *nsp, Oid relid, ApikeyUsage *u, int total)
 				set_at[i] = TimestampTzGetDatum(u[from + i].balance.set_at);
 				period[i] = TimestampTzGetDatum(u[from + i].balance.period);
 			}
-			args[3] = PointerGetDatum(construct_array(has, n, BOOLOID, 1, true, TYPALIGN_CHAR));
-			args[4] = PointerGetDatum(construct_array(bal, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-			args[5] = PointerGetDatum(construct_array(set_at, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-			args[6] = PointerGetDatum(construct_array(period, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+			args[3] = array_of(has, NULL, n, BOOLOID);
+			args[4] = array_of(bal, NULL, n, INT8OID);
+			args[5] = array_of(set_at, NULL, n, TIMESTAMPTZOID);
+			args[6] = array_of(period, NULL, n, TIMESTAMPTZOID);
 		}
 		execute(sql, balances ? 7 : 3, types, args);
 	}
@@ -521,10 +552,10 @@ flush_owner_balances(const char *nsp, const ApikeyUsage *u, int n)
 		set_at[i] = TimestampTzGetDatum(u[i].balance.set_at);
 		period[i] = TimestampTzGetDatum(u[i].balance.period);
 	}
-	args[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_array(bal, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(set_at, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-	args[3] = PointerGetDatum(construct_array(period, n, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
+	args[0] = array_of(ids, NULL, n, INT8OID);
+	args[1] = array_of(bal, NULL, n, INT8OID);
+	args[2] = array_of(set_at, NULL, n, TIMESTAMPTZOID);
+	args[3] = array_of(period, NULL, n, TIMESTAMPTZOID);
 	execute(psprintf("INSERT INTO %s.owner_usage AS u (owner_id, credits_remaining, credits_set_at,"
 					 " credits_refilled_at)"
 					 " SELECT f.id, f.bal, f.set_at, f.period FROM ROWS FROM (pg_catalog.unnest($1),"
@@ -573,10 +604,10 @@ flush_hourly(const char *nsp, Oid relid, const ApikeyHourly *h, int n)
 			codes[i] = apikey_code_text((ApikeyCode) h[from + i].code);
 			counts[i] = Int64GetDatum(h[from + i].count);
 		}
-		args[0] = PointerGetDatum(construct_array(ids, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		args[1] = PointerGetDatum(construct_array(hours, m, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(codes, m, TEXTOID, -1, false, TYPALIGN_INT));
-		args[3] = PointerGetDatum(construct_array(counts, m, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		args[0] = array_of(ids, NULL, m, INT8OID);
+		args[1] = array_of(hours, NULL, m, TIMESTAMPTZOID);
+		args[2] = array_of(codes, NULL, m, TEXTOID);
+		args[3] = array_of(counts, NULL, m, INT8OID);
 		execute(psprintf("INSERT INTO %s.usage_hourly AS u (key_id, hour, code, count)"
 						 " SELECT f.id, f.hour, f.code, f.n FROM ROWS FROM (pg_catalog.unnest($1),"
 						 " pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4))"
@@ -612,8 +643,6 @@ flush_log(const char *nsp)
 	Oid			types[7] = {TIMESTAMPTZARRAYOID, INT8ARRAYOID, TEXTARRAYOID,
 	NAMEARRAYOID, NAMEARRAYOID, TEXTARRAYOID, INETARRAYOID};
 	Datum		args[7];
-	int			dims[1];
-	int			lbs[1] = {1};
 	int			i;
 	int			c;
 
@@ -652,14 +681,13 @@ flush_log(const char *nsp)
 	}
 	if (m == 0)
 		return n;
-	dims[0] = m;
-	args[0] = PointerGetDatum(construct_array(cols[0], m, TIMESTAMPTZOID, 8, true, TYPALIGN_DOUBLE));
-	args[1] = PointerGetDatum(construct_md_array(cols[1], id_nulls, 1, dims, lbs, INT8OID, 8, true, TYPALIGN_DOUBLE));
-	args[2] = PointerGetDatum(construct_array(cols[2], m, TEXTOID, -1, false, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(cols[3], m, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
-	args[4] = PointerGetDatum(construct_array(cols[4], m, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
-	args[5] = PointerGetDatum(construct_array(cols[5], m, TEXTOID, -1, false, TYPALIGN_INT));
-	args[6] = PointerGetDatum(construct_md_array(cols[6], addr_nulls, 1, dims, lbs, INETOID, -1, false, TYPALIGN_INT));
+	args[0] = array_of(cols[0], NULL, m, TIMESTAMPTZOID);
+	args[1] = array_of(cols[1], id_nulls, m, INT8OID);
+	args[2] = array_of(cols[2], NULL, m, TEXTOID);
+	args[3] = array_of(cols[3], NULL, m, NAMEOID);
+	args[4] = array_of(cols[4], NULL, m, NAMEOID);
+	args[5] = array_of(cols[5], NULL, m, TEXTOID);
+	args[6] = array_of(cols[6], addr_nulls, m, INETOID);
 	execute(psprintf("INSERT INTO %s.audit (at, action, key_id, key_owner_role, actor_session_user,"
 					 " actor_current_user, detail, client_addr, application_name)"
 					 " SELECT f.at, 'verify', f.id, k.owner_role, f.su, f.cu,"
